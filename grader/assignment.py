@@ -1,0 +1,97 @@
+"""Assignment folders: `assignments/hwN/` with template, rubric, probes, checks and baselines."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+from grader.errors import AssignmentError
+from grader.rubric import Rubric, load_rubric
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
+
+def default_assignments_dir() -> Path:
+    """`DGM_ASSIGNMENTS_DIR`, else the `assignments/` folder of this checkout."""
+    return Path(os.environ.get("DGM_ASSIGNMENTS_DIR", REPO_ROOT / "assignments"))
+
+
+@dataclass(frozen=True)
+class Assignment:
+    name: str
+    path: Path
+    rubric: Rubric
+
+    @property
+    def template_path(self) -> Path:
+        return self.path / f"{self.name}.ipynb"
+
+    @property
+    def probes_path(self) -> Path:
+        return self.path / "probes.py"
+
+    @property
+    def checks_path(self) -> Path:
+        return self.path / "checks.py"
+
+    @property
+    def baselines_path(self) -> Path:
+        return self.path / "baselines.json"
+
+    @property
+    def solution_path(self) -> Path:
+        return REPO_ROOT / "reference_solutions" / "notebooks" / f"{self.name}.ipynb"
+
+    def baselines(self, profile: str) -> dict[str, float]:
+        """Calibrated reference metric values for `profile`: item id -> value."""
+        if not self.baselines_path.exists():
+            return {}
+        data = json.loads(self.baselines_path.read_text())
+        return {item: float(entry["value"]) for item, entry in data.get(profile, {}).items()}
+
+    def load_checks(self) -> ModuleType:
+        """Import the trusted host-side `checks.py` of this assignment under a private module name."""
+        spec = importlib.util.spec_from_file_location(f"dgm_checks_{self.name}", self.checks_path)
+        if spec is None or spec.loader is None or not self.checks_path.exists():
+            raise AssignmentError(f"{self.name}: no checks.py in {self.path}")
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        return module
+
+
+def load_assignment(name: str | Path, assignments_dir: Path | None = None) -> Assignment:
+    """Load an assignment by name (`hw1`) or folder path; validates its rubric and files."""
+    path = Path(name) if isinstance(name, Path) or os.sep in str(name) else None
+    if path is None:
+        path = (assignments_dir or default_assignments_dir()) / str(name)
+    rubric_path = path / "rubric.yaml"
+    if not rubric_path.exists():
+        raise AssignmentError(f"unknown assignment {str(name)!r}: no {rubric_path}")
+    rubric = load_rubric(rubric_path)
+    assignment = Assignment(name=path.name, path=path, rubric=rubric)
+    if rubric.assignment != assignment.name:
+        raise AssignmentError(f"{rubric_path}: says assignment {rubric.assignment!r}, folder is {path.name!r}")
+    if not assignment.template_path.exists():
+        raise AssignmentError(f"{assignment.name}: template {assignment.template_path} is missing")
+    return assignment
+
+
+def list_assignments(assignments_dir: Path | None = None) -> list[Assignment]:
+    """Every folder of `assignments_dir` that holds a `rubric.yaml`, sorted by name."""
+    root = assignments_dir or default_assignments_dir()
+    if not root.is_dir():
+        return []
+    return [load_assignment(p) for p in sorted(root.iterdir()) if (p / "rubric.yaml").exists()]
+
+
+def write_baselines(assignment: Assignment, profile: str, values: dict[str, dict[str, Any]]) -> None:
+    """Replace the baselines of `profile`, keeping the other profiles' values."""
+    path = assignment.baselines_path
+    data = json.loads(path.read_text()) if path.exists() else {}
+    data[profile] = values
+    path.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")

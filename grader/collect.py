@@ -1,0 +1,118 @@
+"""Stage 3, collect: read and validate what the sandbox left in the job directory.
+
+Every file there was writable by student code: it may be missing, huge, malformed, a symlink to a host
+secret, or a FIFO. Files are opened with O_NOFOLLOW, must be regular, are read up to a size cap, parsed
+as JSON (pydantic-validated) or safetensors (never pickle), and problems become messages, not crashes.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+import nbformat
+import numpy as np
+from nbformat import NotebookNode
+from pydantic import BaseModel, Field, ValidationError
+from safetensors.numpy import load as load_safetensors
+
+MAX_JSON_BYTES = 4 * 2**20
+MAX_TENSOR_FILE_BYTES = 512 * 2**20
+MAX_EXECUTED_BYTES = 64 * 2**20
+ALLOWED_DTYPES = {np.dtype(t) for t in ("float32", "float64", "int64", "int32", "bool", "uint8")}
+
+
+class CellStatus(BaseModel):
+    index: int
+    id: str = ""
+    status: Literal["ok", "error", "timeout", "kernel_died"]
+    detail: str = Field(default="", max_length=4000)
+    truncated: bool = False
+
+
+class RunStatus(BaseModel):
+    cells: list[CellStatus]
+    kernel_died: bool = False
+    duration_s: float = 0.0
+
+
+class ProbeRecord(BaseModel):
+    status: Literal["ok", "error", "timeout", "skipped"]
+    message: str = Field(default="", max_length=4000)
+    duration_s: float = 0.0
+    values: dict[str, float | int | str | bool] = Field(default_factory=dict)
+
+
+class ProbesFile(BaseModel):
+    probes: dict[str, ProbeRecord]
+
+
+@dataclass
+class Artifacts:
+    status: RunStatus | None = None
+    probes: dict[str, ProbeRecord] = field(default_factory=dict)
+    tensors: dict[str, np.ndarray] = field(default_factory=dict)
+    executed: NotebookNode | None = None
+    problems: list[str] = field(default_factory=list)
+
+
+def read_untrusted(path: Path, max_bytes: int) -> bytes | None:
+    """Read a regular file without following symlinks; None if absent. Raises ValueError if unusable."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        raise ValueError(f"{path.name}: cannot be opened ({exc.strerror})") from exc
+    with os.fdopen(fd, "rb") as f:
+        info = os.fstat(f.fileno())
+        if not stat.S_ISREG(info.st_mode):
+            raise ValueError(f"{path.name}: not a regular file")
+        if info.st_size > max_bytes:
+            raise ValueError(f"{path.name}: {info.st_size} bytes exceeds the limit of {max_bytes}")
+        data = f.read(max_bytes + 1)
+    if len(data) > max_bytes:
+        raise ValueError(f"{path.name}: exceeds the limit of {max_bytes} bytes")
+    return data
+
+
+def collect(job_dir: Path) -> Artifacts:
+    """Validate the job's outputs; never raises for what the sandbox wrote."""
+    art = Artifacts()
+    out = job_dir / "out"
+    if out.is_symlink() or not out.is_dir():
+        art.problems.append("the output directory was replaced; no results could be read")
+        return art
+    try:
+        raw = read_untrusted(out / "status.json", MAX_JSON_BYTES)
+        if raw is not None:
+            art.status = RunStatus.model_validate_json(raw)
+    except (ValueError, ValidationError) as exc:
+        art.problems.append(f"run status unreadable: {str(exc).splitlines()[0]}")
+    try:
+        raw = read_untrusted(out / "probes.json", MAX_JSON_BYTES)
+        if raw is not None:
+            art.probes = ProbesFile.model_validate_json(raw).probes
+    except (ValueError, ValidationError) as exc:
+        art.problems.append(f"probe results unreadable: {str(exc).splitlines()[0]}")
+    try:
+        raw = read_untrusted(out / "outputs.safetensors", MAX_TENSOR_FILE_BYTES)
+        if raw is not None:
+            tensors = load_safetensors(raw)
+            bad = sorted(k for k, v in tensors.items() if v.dtype not in ALLOWED_DTYPES)
+            if bad:
+                raise ValueError(f"unexpected dtypes for {bad}")
+            art.tensors = tensors
+    except Exception as exc:  # safetensors raises its own error types on malformed headers
+        art.problems.append(f"probe tensors unreadable: {str(exc).splitlines()[0][:300]}")
+    try:
+        raw = read_untrusted(out / "executed.ipynb", MAX_EXECUTED_BYTES)
+        if raw is not None:
+            art.executed = nbformat.reads(raw.decode("utf-8"), as_version=4)
+    except (ValueError, UnicodeDecodeError, json.JSONDecodeError, nbformat.reader.NotJSONError) as exc:
+        art.problems.append(f"executed notebook unreadable: {str(exc).splitlines()[0][:300]}")
+    return art

@@ -1,0 +1,658 @@
+"""Theory answers: extract them from markdown, parse them safely, compare them with the key.
+
+A student's answer is an untrusted string. It is never given to `eval`, `exec`, `sympify` or
+`parse_expr`: `parse_expression` reads it with `ast.parse(mode="eval")` and builds the sympy tree
+itself from a short whitelist of node types, names and functions, so whatever reaches sympy (and,
+later, `sympy.lambdify`) is a tree made of our own constructors. Every step is bounded (text length,
+AST size and depth, exponent and number sizes) so a hostile answer fails fast instead of hanging the
+host.
+
+Answers live in fenced blocks of a `theory` markdown cell (see docs/internals.md):
+
+    ```answer
+    t3a: 1 - (1 - eps)**m
+    ```
+"""
+
+from __future__ import annotations
+
+import ast
+import logging
+import math
+import re
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from fractions import Fraction
+
+import numpy as np
+import sympy
+
+from grader.errors import AssignmentError, GraderError
+
+logger = logging.getLogger(__name__)
+
+MAX_ANSWER_CHARS = 500
+MAX_AST_NODES = 300
+MAX_AST_DEPTH = 40
+MAX_EXPONENT = 1000.0
+MAX_MAGNITUDE = 1e300
+MAX_EXPANDED_TERMS = 2000
+DEFAULT_DOMAIN = (0.1, 0.9)
+N_POINTS = 16
+
+_KEY = re.compile(r"[A-Za-z][A-Za-z0-9_]*")
+_ANSWER_LINE = re.compile(r"^\s*(?P<key>[A-Za-z][A-Za-z0-9_]*)\s*[:=]\s*(?P<value>.*?)\s*$")
+_FENCE_OPEN = re.compile(r"^(?P<indent>[ \t]*)(?P<fence>`{3,}|~{3,})\s*(?P<info>[^\n]*?)\s*$")
+
+
+class TheoryParseError(GraderError):
+    """A theory answer is not an expression the grader accepts (syntax, names, size)."""
+
+
+# --------------------------------------------------------------------------- extraction
+
+
+@dataclass(frozen=True)
+class ExtractedAnswers:
+    """The answers found in a notebook's markdown, and what looked wrong on the way."""
+
+    answers: dict[str, str] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)
+
+
+def extract_answers(markdown_sources: Iterable[str]) -> ExtractedAnswers:
+    """Collect `key: expression` lines from every ```` ```answer ```` fence, in order.
+
+    Fences follow CommonMark: backticks or tildes, three or more, closed by a fence of the same
+    character at least as long. Answer-looking lines inside any other fence (```` ```python ````,
+    a ```` ````markdown ```` block quoting an example) are ignored. A key given twice keeps its
+    last value, with a warning; an empty value counts as not answered.
+    """
+    answers: dict[str, str] = {}
+    warnings: list[str] = []
+    for cell_no, source in enumerate(markdown_sources):
+        for block_no, lines in enumerate(_answer_blocks(source, warnings, cell_no)):
+            for line in lines:
+                if not line.strip() or line.strip().startswith("#"):
+                    continue
+                match = _ANSWER_LINE.match(line)
+                if match is None:
+                    warnings.append(
+                        f"markdown cell {cell_no + 1}, answer block {block_no + 1}: ignored line "
+                        f"{_shorten(line.strip())!r} (expected 'key: expression')"
+                    )
+                    continue
+                key, value = match["key"], match["value"]
+                if not value:
+                    continue
+                if key in answers:
+                    warnings.append(f"answer {key} is given more than once; the last one is graded")
+                answers[key] = value
+    return ExtractedAnswers(answers=answers, warnings=warnings)
+
+
+def _answer_blocks(source: str, warnings: list[str], cell_no: int) -> list[list[str]]:
+    blocks: list[list[str]] = []
+    fence: str | None = None
+    indent = ""
+    current: list[str] | None = None
+    for line in source.splitlines():
+        if fence is None:
+            match = _FENCE_OPEN.match(line)
+            if match is None:
+                continue
+            fence, indent = match["fence"], match["indent"]
+            info = match["info"].split()
+            current = [] if info and info[0].lower() == "answer" else None
+            continue
+        stripped = line.strip()
+        if stripped and set(stripped) == {fence[0]} and len(stripped) >= len(fence):
+            if current is not None:
+                blocks.append(current)
+            fence, current = None, None
+            continue
+        if current is not None:
+            current.append(line[len(indent) :] if line.startswith(indent) else line.lstrip())
+    if fence is not None and current is not None:
+        warnings.append(f"markdown cell {cell_no + 1}: an answer block is not closed with {fence}")
+        blocks.append(current)
+    return blocks
+
+
+def _shorten(text: str, limit: int = 60) -> str:
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+# --------------------------------------------------------------------------- parsing
+
+_FUNCTIONS: dict[str, tuple[int, int, Callable[..., sympy.Expr]]] = {
+    # name: (min args, max args, builder)
+    "sqrt": (1, 1, lambda a: sympy.Pow(a, sympy.Rational(1, 2), evaluate=False)),
+    "exp": (1, 1, lambda a: sympy.exp(a, evaluate=False)),
+    "log": (1, 2, lambda a, b=None: _log(a, b)),
+    "ln": (1, 1, lambda a: sympy.log(a, evaluate=False)),
+    "sin": (1, 1, lambda a: sympy.sin(a, evaluate=False)),
+    "cos": (1, 1, lambda a: sympy.cos(a, evaluate=False)),
+    "tan": (1, 1, lambda a: sympy.tan(a, evaluate=False)),
+    "asin": (1, 1, lambda a: sympy.asin(a, evaluate=False)),
+    "acos": (1, 1, lambda a: sympy.acos(a, evaluate=False)),
+    "atan": (1, 1, lambda a: sympy.atan(a, evaluate=False)),
+    "sinh": (1, 1, lambda a: sympy.sinh(a, evaluate=False)),
+    "cosh": (1, 1, lambda a: sympy.cosh(a, evaluate=False)),
+    "tanh": (1, 1, lambda a: sympy.tanh(a, evaluate=False)),
+    "gamma": (1, 1, lambda a: sympy.gamma(a, evaluate=False)),
+    "abs": (1, 1, lambda a: sympy.Abs(a, evaluate=False)),
+    "min": (2, 8, lambda *a: sympy.Min(*a, evaluate=False)),
+    "max": (2, 8, lambda *a: sympy.Max(*a, evaluate=False)),
+}
+
+# Python float versions of the functions, to bound the size of constant subexpressions.
+_FLOAT_FUNCTIONS: dict[str, Callable[..., float]] = {
+    "sqrt": math.sqrt,
+    "exp": math.exp,
+    "log": lambda a, b=None: math.log(a) if b is None else math.log(a) / math.log(b),
+    "ln": math.log,
+    "sin": math.sin,
+    "cos": math.cos,
+    "tan": math.tan,
+    "asin": math.asin,
+    "acos": math.acos,
+    "atan": math.atan,
+    "sinh": math.sinh,
+    "cosh": math.cosh,
+    "tanh": math.tanh,
+    "gamma": math.gamma,
+    "abs": abs,
+    "min": min,
+    "max": max,
+}
+
+_CONSTANTS: dict[str, tuple[sympy.Expr, float]] = {
+    "pi": (sympy.pi, math.pi),
+    "e": (sympy.E, math.e),
+    "E": (sympy.E, math.e),
+    "oo": (sympy.oo, math.inf),
+    "inf": (sympy.oo, math.inf),
+    "infty": (sympy.oo, math.inf),
+}
+
+# Spellings of the same Greek letter; a name is tried as written first, then its aliases in order.
+_ALIASES: dict[str, tuple[str, ...]] = {
+    "varepsilon": ("epsilon", "eps"),
+    "epsilon": ("eps", "varepsilon"),
+    "eps": ("epsilon", "varepsilon"),
+    "varphi": ("phi",),
+    "phi": ("varphi",),
+    "vartheta": ("theta",),
+    "theta": ("vartheta",),
+    "lam": ("lmbda", "lambda_"),
+}
+
+_UNICODE = str.maketrans({"−": "-", "–": "-", "×": "*", "·": "*", "⋅": "*", "÷": "/", "∞": " oo ", "π": " pi "})
+
+_LATEX_WORDS = {
+    "cdot": "*",
+    "times": "*",
+    "div": "/",
+    "left": "",
+    "right": "",
+    "infty": " oo ",
+    "pi": " pi ",
+    ",": " ",
+    ";": " ",
+    "!": "",
+    " ": " ",
+    "quad": " ",
+    **{f: f" {f}" for f in ("exp", "log", "ln", "sin", "cos", "tan", "sinh", "cosh", "tanh")},
+    **{f"arc{f}": f" a{f}" for f in ("sin", "cos", "tan")},
+    "lambda": " lam ",  # `lambda` is a Python keyword
+    **{
+        g: f" {g} "
+        for g in (
+            "alpha beta gamma delta epsilon varepsilon zeta eta theta vartheta iota kappa mu nu xi "
+            "rho sigma tau upsilon phi varphi chi psi omega Gamma Delta Theta Lambda Sigma Phi Psi Omega"
+        ).split()
+    },
+}
+
+
+def parse_expression(text: str, symbols: Iterable[str]) -> sympy.Expr:
+    """Parse a plain-math answer (`1 - (1 - eps)^m`, `sqrt(2)/2`) into a sympy expression.
+
+    Accepted: int and float literals, the names in `symbols`, the constants pi, e/E and oo/inf, the
+    functions in `_FUNCTIONS` (positional arguments only), `+ - * / ** ^` and unary `+ -`. A few LaTeX
+    forms are translated first (`\\frac{a}{b}`, `\\sqrt{x}`, `\\cdot`, `\\left(`, Greek letters as
+    names, braces as parentheses). Anything else raises `TheoryParseError` naming what was refused.
+    """
+    allowed = _check_symbols(symbols)
+    if not isinstance(text, str):
+        raise TheoryParseError(f"expected the answer as text, got {type(text).__name__}")
+    if len(text) > MAX_ANSWER_CHARS:
+        raise TheoryParseError(f"the answer is {len(text)} characters long; the limit is {MAX_ANSWER_CHARS}")
+    source = _normalise(text)
+    if not source.strip():
+        raise TheoryParseError("the answer is empty")
+    try:
+        tree = ast.parse(source.strip(), mode="eval")
+    except SyntaxError as exc:
+        hint = " (write products explicitly, e.g. 2*m)" if re.search(r"\d\s*[A-Za-z(]", source) else ""
+        raise TheoryParseError(f"invalid syntax in {_shorten(text.strip())!r}: {exc.msg}{hint}") from None
+    except (ValueError, RecursionError, MemoryError) as exc:
+        raise TheoryParseError(f"the answer cannot be read: {type(exc).__name__}") from None
+    n_nodes = sum(1 for _ in ast.walk(tree))
+    if n_nodes > MAX_AST_NODES:
+        raise TheoryParseError(f"the expression is too large ({n_nodes} syntax nodes; limit {MAX_AST_NODES})")
+    return _Builder(allowed).build(tree.body, depth=0)[0]
+
+
+def _check_symbols(symbols: Iterable[str]) -> tuple[str, ...]:
+    if isinstance(symbols, str):
+        raise TypeError("symbols must be an iterable of names, not one string")
+    names = tuple(dict.fromkeys(symbols))
+    for name in names:
+        if not _KEY.fullmatch(name) or name in _FUNCTIONS:
+            raise AssignmentError(f"{name!r} cannot be an answer symbol")
+    return names
+
+
+def _normalise(text: str) -> str:
+    text = text.translate(_UNICODE).strip()
+    for fence in ("$$", "$"):
+        if len(text) > 2 * len(fence) and text.startswith(fence) and text.endswith(fence):
+            text = text[len(fence) : -len(fence)]
+            break
+    if "\\" in text or "{" in text:
+        text = _latex_to_python(text)
+    return text.replace("^", "**")
+
+
+def _latex_to_python(text: str) -> str:
+    r"""Translate the LaTeX a student is likely to paste: \frac, \sqrt, \cdot, braces, Greek names."""
+    out: list[str] = []
+    i = 0
+    while i < len(text):
+        ch = text[i]
+        if ch == "\\":
+            word_match = re.match(r"[A-Za-z]+|.", text[i + 1 :])
+            word = word_match.group(0) if word_match else ""
+            i += 1 + len(word)
+            if word in ("frac", "dfrac", "tfrac"):
+                num, i = _latex_group(text, i)
+                den, i = _latex_group(text, i)
+                out.append(f"(({_latex_to_python(num)})/({_latex_to_python(den)}))")
+            elif word == "sqrt":
+                root = None
+                if text[i:].lstrip().startswith("["):
+                    i = text.index("[", i)
+                    close = text.find("]", i)
+                    if close < 0:
+                        raise TheoryParseError("unclosed [ after \\sqrt")
+                    root, i = text[i + 1 : close], close + 1
+                arg, i = _latex_group(text, i)
+                arg = _latex_to_python(arg)
+                out.append(f"sqrt({arg})" if root is None else f"(({arg})**(1/({_latex_to_python(root)})))")
+            elif word in _LATEX_WORDS:
+                out.append(_LATEX_WORDS[word])
+            else:
+                raise TheoryParseError(f"the LaTeX command \\{word} is not supported; write plain math")
+        elif ch == "{":
+            out.append("(")
+            i += 1
+        elif ch == "}":
+            out.append(")")
+            i += 1
+        else:
+            out.append(ch)
+            i += 1
+    return "".join(out)
+
+
+def _latex_group(text: str, i: int) -> tuple[str, int]:
+    """Read one LaTeX argument at `text[i:]`: a balanced `{...}` group or a single character."""
+    while i < len(text) and text[i].isspace():
+        i += 1
+    if i >= len(text):
+        raise TheoryParseError("a LaTeX command is missing its argument")
+    if text[i] != "{":
+        return text[i], i + 1
+    depth = 0
+    for j in range(i, len(text)):
+        depth += {"{": 1, "}": -1}.get(text[j], 0)
+        if depth == 0:
+            return text[i + 1 : j], j + 1
+    raise TheoryParseError("unbalanced braces in the LaTeX answer")
+
+
+def _log(a: sympy.Expr, base: sympy.Expr | None) -> sympy.Expr:
+    if base is None:
+        return sympy.log(a, evaluate=False)
+    # log_b(a) = ln a / ln b, kept as a plain quotient so expand/lambdify treat it like any other.
+    return sympy.Mul(
+        sympy.log(a, evaluate=False),
+        sympy.Pow(sympy.log(base, evaluate=False), -1, evaluate=False),
+        evaluate=False,
+    )
+
+
+# The builder returns (expression, approx): `approx` is the Python float value of a constant
+# subexpression (None once a symbol is involved). It is how sizes are bounded before sympy sees
+# anything: `9**9**9**9` and `gamma(gamma(100))` are refused here instead of hanging `expand`.
+_Built = tuple[sympy.Expr, float | None]
+
+
+class _Builder:
+    def __init__(self, symbols: tuple[str, ...]) -> None:
+        self.symbols = {name: sympy.Symbol(name) for name in symbols}
+
+    def refuse(self, what: str) -> TheoryParseError:
+        return TheoryParseError(f"{what} is not allowed in an answer; use numbers, + - * / ^, parentheses and names")
+
+    def build(self, node: ast.AST, depth: int) -> _Built:
+        if depth > MAX_AST_DEPTH:
+            raise TheoryParseError(f"the expression is nested too deeply (limit {MAX_AST_DEPTH} levels)")
+        if isinstance(node, ast.Constant):
+            return self.constant(node.value)
+        if isinstance(node, ast.Name):
+            return self.name(node.id)
+        if isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.UAdd | ast.USub):
+            expr, approx = self.build(node.operand, depth + 1)
+            if isinstance(node.op, ast.UAdd):
+                return expr, approx
+            return sympy.Mul(sympy.S.NegativeOne, expr, evaluate=False), None if approx is None else -approx
+        if isinstance(node, ast.BinOp):
+            return self.binop(node, depth)
+        if isinstance(node, ast.Call):
+            return self.call(node, depth)
+        raise self.refuse(_describe(node))
+
+    def constant(self, value: object) -> _Built:
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise self.refuse(f"the literal {_shorten(repr(value), 30)}")
+        if isinstance(value, int):
+            if abs(value) > MAX_MAGNITUDE:
+                raise TheoryParseError(f"the number {_shorten(str(value), 20)} is too large")
+            return sympy.Integer(value), float(value)
+        if not math.isfinite(value) or abs(value) > MAX_MAGNITUDE:
+            raise TheoryParseError("a number in the answer is too large")
+        # A decimal literal means its decimal value: 0.1 is 1/10, so `0.5` and `1/2` are the same answer.
+        frac = Fraction(repr(value))
+        return sympy.Rational(frac.numerator, frac.denominator), value
+
+    def name(self, name: str) -> _Built:
+        for candidate in (name, *_ALIASES.get(name, ())):
+            if candidate in self.symbols:
+                return self.symbols[candidate], None
+        if name in _CONSTANTS:
+            return _CONSTANTS[name]
+        if name in _FUNCTIONS:
+            raise TheoryParseError(f"{name} is a function; call it with parentheses, e.g. {name}(x)")
+        allowed = ", ".join(sorted(self.symbols)) or "(no symbols: the answer is a number)"
+        raise TheoryParseError(
+            f"name {_shorten(name, 30)!r} is not allowed; use one of: {allowed} "
+            f"(constants: pi, e, oo; functions: {', '.join(_FUNCTIONS)})"
+        )
+
+    def binop(self, node: ast.BinOp, depth: int) -> _Built:
+        op = node.op
+        if not isinstance(op, ast.Add | ast.Sub | ast.Mult | ast.Div | ast.Pow):
+            raise self.refuse(f"the operator {type(op).__name__}")
+        (a, ax), (b, bx) = self.build(node.left, depth + 1), self.build(node.right, depth + 1)
+        approx = None if ax is None or bx is None else _float_binop(op, ax, bx)
+        if isinstance(op, ast.Pow) and bx is not None and abs(bx) > MAX_EXPONENT:
+            raise TheoryParseError(f"the exponent {bx:g} is too large (limit {MAX_EXPONENT:g})")
+        if isinstance(op, ast.Add):
+            return sympy.Add(a, b, evaluate=False), approx
+        if isinstance(op, ast.Sub):
+            return sympy.Add(a, sympy.Mul(sympy.S.NegativeOne, b, evaluate=False), evaluate=False), approx
+        if isinstance(op, ast.Mult):
+            return sympy.Mul(a, b, evaluate=False), approx
+        if isinstance(op, ast.Div):
+            return sympy.Mul(a, sympy.Pow(b, sympy.S.NegativeOne, evaluate=False), evaluate=False), approx
+        return sympy.Pow(a, b, evaluate=False), approx
+
+    def call(self, node: ast.Call, depth: int) -> _Built:
+        if not isinstance(node.func, ast.Name):
+            raise self.refuse(_describe(node.func))
+        name = node.func.id
+        if name not in _FUNCTIONS:
+            raise TheoryParseError(
+                f"function {_shorten(name, 30)!r} is not allowed; use one of: {', '.join(_FUNCTIONS)}"
+            )
+        if node.keywords or any(isinstance(arg, ast.Starred) for arg in node.args):
+            raise TheoryParseError(f"{name}() takes positional arguments only")
+        lo, hi, make = _FUNCTIONS[name]
+        if not lo <= len(node.args) <= hi:
+            want = str(lo) if lo == hi else f"{lo} to {hi}"
+            raise TheoryParseError(f"{name}() takes {want} argument(s), got {len(node.args)}")
+        built = [self.build(arg, depth + 1) for arg in node.args]
+        args = [expr for expr, _ in built]
+        approxes = [approx for _, approx in built]
+        approx = None
+        if all(x is not None for x in approxes):
+            approx = _float_call(name, approxes)  # type: ignore[arg-type]
+        return make(*args), approx
+
+
+def _float_binop(op: ast.operator, a: float, b: float) -> float:
+    try:
+        if isinstance(op, ast.Add):
+            value = a + b
+        elif isinstance(op, ast.Sub):
+            value = a - b
+        elif isinstance(op, ast.Mult):
+            value = a * b
+        elif isinstance(op, ast.Div):
+            value = a / b
+        else:
+            if abs(b) > MAX_EXPONENT:
+                raise TheoryParseError(f"the exponent {b:g} is too large (limit {MAX_EXPONENT:g})")
+            value = a**b
+    except ZeroDivisionError:
+        raise TheoryParseError("the answer divides by zero") from None
+    except OverflowError:
+        raise TheoryParseError("a number in the answer is too large") from None
+    return _bounded(value, a, b)
+
+
+def _float_call(name: str, args: list[float]) -> float:
+    try:
+        value = _FLOAT_FUNCTIONS[name](*args)
+    except OverflowError:
+        raise TheoryParseError(f"{name}() of a number this large is too large") from None
+    except (ValueError, ZeroDivisionError, TypeError):
+        # Outside the real domain (log(-1), sqrt(-2)): not a size problem, leave it to the comparison.
+        return math.nan
+    return _bounded(value, *args)
+
+
+def _bounded(value: float | complex, *inputs: float) -> float:
+    if isinstance(value, complex):  # (-8)**(1/3) in Python floats
+        return math.nan
+    if math.isinf(value) and not any(math.isinf(x) for x in inputs):
+        raise TheoryParseError("a number in the answer is too large")
+    if math.isfinite(value) and abs(value) > MAX_MAGNITUDE:
+        raise TheoryParseError("a number in the answer is too large")
+    return value
+
+
+def _describe(node: ast.AST) -> str:
+    kinds = {
+        ast.Attribute: "attribute access (.)",
+        ast.Subscript: "indexing ([])",
+        ast.Lambda: "lambda",
+        ast.ListComp: "a comprehension",
+        ast.SetComp: "a comprehension",
+        ast.DictComp: "a comprehension",
+        ast.GeneratorExp: "a comprehension",
+        ast.JoinedStr: "an f-string",
+        ast.Compare: "a comparison",
+        ast.BoolOp: "and/or",
+        ast.IfExp: "if/else",
+        ast.NamedExpr: "assignment (:=)",
+        ast.Tuple: "a tuple (a comma outside a function call)",
+        ast.List: "a list",
+        ast.Dict: "a dict",
+        ast.Set: "a set",
+        ast.Starred: "*",
+    }
+    for kind, text in kinds.items():
+        if isinstance(node, kind):
+            return text
+    return f"{type(node).__name__}"
+
+
+# --------------------------------------------------------------------------- comparison
+
+
+def answers_equivalent(
+    student: sympy.Expr,
+    key: sympy.Expr,
+    *,
+    symbols: Iterable[str],
+    rtol: float = 1e-6,
+    domain: Mapping[str, tuple[float, float]] | None = None,
+    n_points: int = N_POINTS,
+    seed: int = 0,
+) -> bool:
+    """Whether two parsed answers denote the same function of `symbols`.
+
+    First a bounded symbolic check (expand, then cancel, of the difference; skipped when the
+    expansion would be large, since sympy has no time limit), then a numerical one: both sides at
+    `n_points` seeded random points of `domain` (default `DEFAULT_DOMAIN` per symbol) must agree
+    within `rtol`. Symbols whose domain lies in (0, inf) are treated as positive. Answers containing
+    an infinity compare exactly.
+    """
+    names = _check_symbols(symbols)
+    bounds = {name: tuple(map(float, (domain or {}).get(name, DEFAULT_DOMAIN))) for name in names}
+    for name, (lo, hi) in bounds.items():
+        if not (math.isfinite(lo) and math.isfinite(hi) and lo <= hi):
+            raise AssignmentError(f"domain of {name} must be a finite interval lo <= hi, got {(lo, hi)}")
+    plain = {name: sympy.Symbol(name) for name in names}
+    typed = {
+        name: sympy.Symbol(name, positive=True) if lo > 0 else sympy.Symbol(name, real=True)
+        for name, (lo, hi) in bounds.items()
+    }
+    subs = {plain[name]: typed[name] for name in names}
+    student, key = student.xreplace(subs), key.xreplace(subs)
+    extra = (student.free_symbols | key.free_symbols) - set(typed.values())
+    if extra:
+        raise AssignmentError(f"expressions use symbols outside {list(names)}: {sorted(map(str, extra))}")
+
+    infinities = (sympy.oo, -sympy.oo, sympy.zoo, sympy.nan)
+    if student.has(*infinities) or key.has(*infinities):
+        return bool(student.doit() == key.doit())
+    if _symbolically_equal(student, key):
+        return True
+    return _numerically_equal(student, key, [typed[n] for n in names], bounds, rtol, n_points, seed)
+
+
+def _symbolically_equal(student: sympy.Expr, key: sympy.Expr) -> bool:
+    diff = sympy.Add(student, sympy.Mul(sympy.S.NegativeOne, key, evaluate=False), evaluate=False)
+    if _expanded_terms(diff) > MAX_EXPANDED_TERMS:
+        logger.debug("skipping the symbolic check: expansion too large")
+        return False
+    try:
+        expanded = sympy.expand(diff)
+        if expanded == 0:
+            return True
+        if _expanded_terms(expanded) > MAX_EXPANDED_TERMS or sympy.count_ops(expanded) > 4 * MAX_AST_NODES:
+            return False
+        return bool(sympy.cancel(sympy.together(expanded)) == 0)
+    except (sympy.PolynomialError, TypeError, ValueError, RecursionError, ZeroDivisionError) as exc:
+        logger.debug("symbolic check gave up: %s", exc)
+        return False
+
+
+def _expanded_terms(expr: sympy.Basic) -> float:
+    """An upper estimate of the number of terms `sympy.expand(expr)` produces."""
+    if expr.is_Atom:
+        return 1.0
+    if isinstance(expr, sympy.Add):
+        return sum(_expanded_terms(arg) for arg in expr.args)
+    if isinstance(expr, sympy.Mul):
+        return math.prod(_expanded_terms(arg) for arg in expr.args)
+    if isinstance(expr, sympy.Pow):
+        base, exponent = expr.args
+        k = _expanded_terms(base)
+        inner = max(k, _expanded_terms(exponent))
+        if exponent.is_Integer and k > 1:
+            n = abs(int(exponent))
+            return max(inner, float(math.comb(n + int(min(k, 1e6)) - 1, n)) if n <= MAX_EXPONENT else math.inf)
+        return inner
+    # Functions are atoms for the outer expansion; expand(deep=True) still expands their arguments.
+    return max((_expanded_terms(arg) for arg in expr.args), default=1.0)
+
+
+def _numerically_equal(
+    student: sympy.Expr,
+    key: sympy.Expr,
+    variables: list[sympy.Symbol],
+    bounds: Mapping[str, tuple[float, float]],
+    rtol: float,
+    n_points: int,
+    seed: int,
+) -> bool:
+    # Both trees were built by `parse_expression` from whitelisted nodes, so the code lambdify
+    # generates only calls numpy/scipy functions from that whitelist.
+    modules = ["scipy", "numpy"]
+    f_student = sympy.lambdify(variables, student, modules=modules)
+    f_key = sympy.lambdify(variables, key, modules=modules)
+    rng = np.random.default_rng(seed)
+    n = n_points if variables else 1
+    points = [[rng.uniform(*bounds[v.name]) for v in variables] for _ in range(n)]
+    got, want = np.empty(n), np.empty(n)
+    with np.errstate(all="ignore"):
+        for i, point in enumerate(points):
+            got[i], want[i] = _real(f_student, point), _real(f_key, point)
+    finite = np.isfinite(got) & np.isfinite(want)
+    same_nonfinite = (got == want) | (np.isnan(got) & np.isnan(want))
+    if not np.all(finite | same_nonfinite):
+        return False
+    if finite.sum() < max(1, n // 2):
+        logger.debug("numeric check: only %d of %d points are finite", finite.sum(), n)
+        return False
+    g, w = got[finite], want[finite]
+    floor = 1e-9 * float(np.max(np.abs(w)))  # so that values at a zero of the key compare sensibly
+    return bool(np.all(np.abs(g - w) <= rtol * np.maximum(np.maximum(np.abs(g), np.abs(w)), floor)))
+
+
+def _real(fn: Callable[..., object], point: list[float]) -> float:
+    try:
+        value = complex(fn(*point))  # type: ignore[arg-type]
+    except (ValueError, TypeError, ZeroDivisionError, OverflowError, ArithmeticError):
+        return math.nan
+    if abs(value.imag) > 1e-12 * max(1.0, abs(value.real)):
+        return math.nan
+    return value.real
+
+
+# --------------------------------------------------------------------------- grading
+
+
+def grade_answer(
+    text: str | None,
+    key: str,
+    *,
+    answer_id: str,
+    symbols: Iterable[str],
+    rtol: float = 1e-6,
+    domain: Mapping[str, tuple[float, float]] | None = None,
+) -> tuple[bool, str]:
+    """Grade one answer: `(correct, message for the student)`. The message never shows the key.
+
+    A key that does not parse is a broken rubric and raises `AssignmentError`.
+    """
+    names = _check_symbols(symbols)
+    try:
+        key_expr = parse_expression(key, names)
+    except TheoryParseError as exc:
+        raise AssignmentError(f"the key of answer {answer_id} does not parse: {exc}") from exc
+    if text is None or not text.strip():
+        return False, f"missing answer {answer_id}"
+    try:
+        student_expr = parse_expression(text, names)
+    except TheoryParseError as exc:
+        return False, f"could not parse answer {answer_id}: {exc}"
+    if answers_equivalent(student_expr, key_expr, symbols=names, rtol=rtol, domain=domain):
+        return True, f"answer {answer_id} is equivalent to the expected expression"
+    return False, f"answer {answer_id} is not equivalent to the expected expression"

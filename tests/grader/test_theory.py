@@ -1,0 +1,267 @@
+import time
+
+import pytest
+import sympy
+
+from grader.errors import AssignmentError, GraderError
+from grader.theory import (
+    MAX_ANSWER_CHARS,
+    TheoryParseError,
+    answers_equivalent,
+    extract_answers,
+    grade_answer,
+    parse_expression,
+)
+
+EPS_M = ["eps", "m"]
+
+
+def equivalent(a: str, b: str, symbols: list[str], **kwargs: object) -> bool:
+    return answers_equivalent(
+        parse_expression(a, symbols), parse_expression(b, symbols), symbols=symbols, **kwargs
+    )
+
+
+# --------------------------------------------------------------------------- extraction
+
+
+def test_extracts_answers_from_several_blocks_and_cells() -> None:
+    cell1 = "Derivation: the shell has volume...\n\n```answer\nt2a: 1 - (1 - eps)**m\n```\n"
+    cell2 = "Part b\n```answer\nt2b: 1\n\nt3a: s2 + h**2\n```\nand more text"
+    got = extract_answers([cell1, cell2])
+    assert got.answers == {"t2a": "1 - (1 - eps)**m", "t2b": "1", "t3a": "s2 + h**2"}
+    assert got.warnings == []
+
+
+def test_crlf_and_indented_fences() -> None:
+    crlf = "Answer:\r\n\r\n```answer\r\nt1: 1 - (1 - eps)^m\r\n```\r\n"
+    indented = "1. first part\n\n   ```answer\n   t2: m / 2\n   ```\n"
+    assert extract_answers([crlf, indented]).answers == {"t1": "1 - (1 - eps)^m", "t2": "m / 2"}
+
+
+def test_tilde_fences_and_info_string_case() -> None:
+    got = extract_answers(["~~~~ Answer\nt1: 2\n~~~~"])
+    assert got.answers == {"t1": "2"}
+
+
+def test_ignores_answer_lines_outside_answer_fences() -> None:
+    source = (
+        "t1: 99 (prose, not an answer)\n"
+        "````markdown\n```answer\nt1: 42\n```\n````\n"  # an example quoted inside another fence
+        "```python\nt1: 43\n```\n"
+        "```answer\nt1: 7\n```\n"
+    )
+    assert extract_answers([source]).answers == {"t1": "7"}
+
+
+def test_later_duplicate_wins_with_a_warning() -> None:
+    got = extract_answers(["```answer\nt1: 1\n```", "```answer\nt1: 2\n```"])
+    assert got.answers == {"t1": "2"}
+    assert got.warnings == ["answer t1 is given more than once; the last one is graded"]
+
+
+def test_bad_lines_unclosed_blocks_and_empty_values() -> None:
+    got = extract_answers(["```answer\nt1:\njust prose here\n# a comment\nt2: m\n"])
+    assert got.answers == {"t2": "m"}
+    assert any("ignored line 'just prose here'" in w for w in got.warnings)
+    assert any("not closed" in w for w in got.warnings)
+
+
+def test_no_answer_blocks() -> None:
+    got = extract_answers(["# Problem 1\nNo fenced block here.", "```\nt1: 3\n```"])
+    assert got.answers == {}
+    assert got.warnings == []
+
+
+# --------------------------------------------------------------------------- equivalence
+
+
+@pytest.mark.parametrize(
+    ("student", "key", "symbols"),
+    [
+        ("1-(1-eps)**m", "1 - (1 - eps)^m", EPS_M),
+        ("-(1 - eps)^m + 1", "1 - (1 - eps)**m", EPS_M),
+        ("(1 - eps)^2", "1 - 2*eps + eps^2", EPS_M),
+        ("s2 + h**2", "h^2+s2", ["s2", "h"]),
+        ("1/(1-eps)", "(1+eps)/(1-eps**2)", EPS_M),
+        ("log(eps*m)", "log(eps) + ln(m)", EPS_M),
+        ("sin(eps)^2 + cos(eps)^2", "1", EPS_M),
+        ("exp(2*log(m))", "m^2", EPS_M),
+        ("sqrt(2)/2", "1/sqrt(2)", []),
+        ("0.5", "1/2", []),
+        ("2.5e-1", "1/4", []),
+        ("log(8, 2)", "3", []),
+        ("pi**(m/2) / gamma(m/2 + 1)", "pi**(m/2) / (m/2 * gamma(m/2))", EPS_M),
+        (r"1 - \left(1 - \varepsilon\right)^{m}", "1 - (1 - eps)^m", EPS_M),
+        (r"\frac{m}{2} \cdot \sqrt{eps}", "m*eps**0.5/2", EPS_M),
+        ("oo", "inf", []),
+        ("1 − (1 − eps)^m", "1 - (1 - eps)^m", EPS_M),  # unicode minus signs pasted from a PDF
+    ],
+)
+def test_equivalent(student: str, key: str, symbols: list[str]) -> None:
+    assert equivalent(student, key, symbols)
+
+
+@pytest.mark.parametrize(
+    ("student", "key", "symbols"),
+    [
+        ("1 - (1 - eps)^(m + 1)", "1 - (1 - eps)^m", EPS_M),
+        ("(1 - eps)^m", "1 - (1 - eps)^m", EPS_M),
+        ("1 - 2*eps + eps^2", "(1 + eps)^2", EPS_M),
+        ("0.333", "1/3", []),
+        ("1e-12", "0", []),
+        ("oo", "1e300", []),
+        ("-oo", "oo", []),
+        ("h^2", "h^2 + s2", ["s2", "h"]),
+    ],
+)
+def test_not_equivalent(student: str, key: str, symbols: list[str]) -> None:
+    assert not equivalent(student, key, symbols)
+
+
+def test_rtol_from_the_rubric_loosens_numbers() -> None:
+    assert not equivalent("0.333", "1/3", [])
+    assert equivalent("0.333", "1/3", [], rtol=1e-2)
+
+
+def test_domain_decides_sign_dependent_identities() -> None:
+    # sqrt(m^2) = m only for m > 0: the domain gives the assumption and the sample points.
+    assert equivalent("sqrt(m^2)", "m", ["m"], domain={"m": (0.5, 3.0)})
+    assert not equivalent("sqrt(m^2)", "m", ["m"], domain={"m": (-2.0, 2.0)})
+    assert equivalent("sqrt(m^2)", "abs(m)", ["m"], domain={"m": (-2.0, 2.0)})
+
+
+def test_large_expansions_fall_back_to_numbers_quickly() -> None:
+    start = time.perf_counter()
+    assert equivalent("(1 + m + eps)^1000", "(eps + m + 1)^999 * (1 + m + eps)", EPS_M)
+    assert not equivalent("(1 + m + eps)^60", "(eps + m + 1)^59", EPS_M)
+    assert time.perf_counter() - start < 5
+
+
+def test_unknown_symbols_in_expressions_are_a_rubric_error() -> None:
+    with pytest.raises(AssignmentError):
+        answers_equivalent(sympy.Symbol("q"), sympy.Integer(1), symbols=["m"])
+
+
+# --------------------------------------------------------------------------- hostile input
+
+
+HOSTILE = [
+    "__import__('os').system('x')",
+    "os.system('rm -rf /')",
+    "().__class__.__bases__[0].__subclasses__()",
+    "m.__class__",
+    "(lambda: 1)()",
+    "[m for m in range(10**9)]",
+    "{m: 1 for m in range(3)}",
+    "(m for m in range(3))",
+    "eps[0]",
+    "f'{m}'",
+    "'abc'",
+    "b'abc'",
+    "1j",
+    "True",
+    "None",
+    "...",
+    "m if eps else 1",
+    "m < eps",
+    "m and eps",
+    "(m := 3)",
+    "m, eps",
+    "m % 2",
+    "m // 2",
+    "m @ eps",
+    "~m",
+    "not m",
+    "open('/etc/passwd')",
+    "exp(m, base=2)",
+    "exp(*m)",
+    "sqrt(m, eps)",
+    "9**9**9**9",
+    "2**10**10",
+    "(10**200)**(10**200)",
+    "10**400",
+    "1e400",
+    "gamma(gamma(100))",
+    "exp(exp(exp(10)))",
+    "1/0",
+    "7" * 400,
+    "m" * 10_000,
+    "(" * 300 + "m" + ")" * 300,
+    "-" * 450 + "m",
+    "+".join(["m"] * 240),
+    "sin(" * 60 + "m" + ")" * 60,
+    "m\x00",
+    r"\input{/etc/passwd}",
+    r"\frac{1}{",
+]
+
+
+@pytest.mark.parametrize("text", HOSTILE, ids=range(len(HOSTILE)))
+def test_hostile_input_is_refused_fast(text: str) -> None:
+    start = time.perf_counter()
+    with pytest.raises(TheoryParseError) as info:
+        parse_expression(text, EPS_M)
+    assert time.perf_counter() - start < 1.0
+    assert isinstance(info.value, GraderError)
+    assert info.value.args[0]
+
+
+def test_redundant_parentheses_are_harmless() -> None:
+    start = time.perf_counter()
+    assert parse_expression("(" * 150 + "m" + ")" * 150, EPS_M) == sympy.Symbol("m")
+    assert time.perf_counter() - start < 1.0
+
+
+def test_refusal_messages_name_the_problem() -> None:
+    with pytest.raises(TheoryParseError, match=r"name 'os' is not allowed; use one of: eps, m"):
+        parse_expression("os", EPS_M)
+    with pytest.raises(TheoryParseError, match="function 'system' is not allowed"):
+        parse_expression("system('ls')", EPS_M)
+    with pytest.raises(TheoryParseError, match="attribute access"):
+        parse_expression("__import__('os').system('x')", EPS_M)
+    with pytest.raises(TheoryParseError, match="exponent"):
+        parse_expression("2**10**10", EPS_M)
+    with pytest.raises(TheoryParseError, match=f"limit is {MAX_ANSWER_CHARS}"):
+        parse_expression("m+" * 5000 + "m", EPS_M)
+    with pytest.raises(TheoryParseError, match=r"2\*m"):
+        parse_expression("2m", EPS_M)
+
+
+def test_parser_never_hands_strings_to_sympy(monkeypatch: pytest.MonkeyPatch) -> None:
+    def forbidden(*args: object, **kwargs: object) -> None:
+        raise AssertionError("string-to-sympy conversion called")
+
+    monkeypatch.setattr(sympy, "sympify", forbidden)
+    monkeypatch.setattr(sympy.core.sympify, "sympify", forbidden)
+    monkeypatch.setattr(sympy.parsing.sympy_parser, "parse_expr", forbidden)
+    expr = parse_expression("1 - (1 - eps)^m + sqrt(2)/2 + log(m, 2) + 0.5", EPS_M)
+    assert expr.free_symbols == {sympy.Symbol("eps"), sympy.Symbol("m")}
+
+
+# --------------------------------------------------------------------------- grade_answer
+
+
+KEY = "1 - (1 - eps)**m"
+
+
+@pytest.mark.parametrize(
+    ("text", "correct", "message"),
+    [
+        ("1 - (1 - eps)^m", True, "answer t3a is equivalent to the expected expression"),
+        ("(1 - eps)^m", False, "answer t3a is not equivalent to the expected expression"),
+        (None, False, "missing answer t3a"),
+        ("   ", False, "missing answer t3a"),
+        ("1 - (1 - x)^m", False, "could not parse answer t3a: name 'x' is not allowed; use one of: eps, m"),
+    ],
+)
+def test_grade_answer_messages(text: str | None, correct: bool, message: str) -> None:
+    ok, got = grade_answer(text, KEY, answer_id="t3a", symbols=EPS_M)
+    assert ok is correct
+    assert got.startswith(message)
+    assert "(1 - eps)**m" not in got.replace("(1 - eps)^m", "")  # the key itself never appears
+
+
+def test_grade_answer_broken_key_is_an_assignment_error() -> None:
+    with pytest.raises(AssignmentError, match="key of answer t3a"):
+        grade_answer("1", "1 +", answer_id="t3a", symbols=EPS_M)
