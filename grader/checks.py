@@ -110,6 +110,7 @@ class CheckContext:
                finite: bool = True) -> np.ndarray:
         """A probe output, checked: shape (None = any size), dtype kind, finiteness."""
         if key not in self.artifacts.tensors:
+            self.probe(key.split("/", 1)[0])  # a probe that failed explains why better than "missing"
             raise ArtifactError(f"{key}: missing from the probe outputs")
         arr = self.artifacts.tensors[key]
         if shape is not None and (arr.ndim != len(shape) or any(

@@ -11,9 +11,12 @@ from __future__ import annotations
 import copy
 import json
 from dataclasses import dataclass, field
+from warnings import catch_warnings, simplefilter
 
 import nbformat
 from nbformat import NotebookNode
+from nbformat.v4.rwbase import rejoin_lines
+from nbformat.validator import normalize
 
 from grader.errors import InvalidSubmission
 
@@ -49,7 +52,10 @@ def read_notebook(data: bytes) -> NotebookNode:
     if not isinstance(raw["cells"], list) or len(raw["cells"]) > MAX_CELLS:
         raise InvalidSubmission(f"notebook must have a list of at most {MAX_CELLS} cells")
     try:
-        nb = nbformat.from_dict(raw)
+        with catch_warnings():  # normalize() adds the cell ids older notebooks lack, and warns about it
+            simplefilter("ignore")
+            _, raw = normalize(raw)
+        nb = rejoin_lines(nbformat.from_dict(raw))  # sources on disk may be lists of lines
         nbformat.validate(nb)
     except nbformat.ValidationError as exc:
         raise InvalidSubmission(f"invalid notebook: {exc.message.splitlines()[0][:200]}") from exc

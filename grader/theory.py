@@ -188,7 +188,15 @@ _ALIASES: dict[str, tuple[str, ...]] = {
     "lam": ("lmbda", "lambda_"),
 }
 
-_UNICODE = str.maketrans({"−": "-", "–": "-", "×": "*", "·": "*", "⋅": "*", "÷": "/", "∞": " oo ", "π": " pi "})
+_UNICODE = str.maketrans(
+    {"−": "-", "–": "-", "×": "*", "·": "*", "⋅": "*", "÷": "/", "∞": " oo ", "π": " pi "}
+)
+
+_GREEK = (
+    *("alpha", "beta", "gamma", "delta", "epsilon", "varepsilon", "zeta", "eta", "theta", "vartheta"),
+    *("iota", "kappa", "mu", "nu", "xi", "rho", "sigma", "tau", "upsilon", "phi", "varphi", "chi", "psi"),
+    *("omega", "Gamma", "Delta", "Theta", "Lambda", "Sigma", "Phi", "Psi", "Omega"),
+)
 
 _LATEX_WORDS = {
     "cdot": "*",
@@ -206,13 +214,7 @@ _LATEX_WORDS = {
     **{f: f" {f}" for f in ("exp", "log", "ln", "sin", "cos", "tan", "sinh", "cosh", "tanh")},
     **{f"arc{f}": f" a{f}" for f in ("sin", "cos", "tan")},
     "lambda": " lam ",  # `lambda` is a Python keyword
-    **{
-        g: f" {g} "
-        for g in (
-            "alpha beta gamma delta epsilon varepsilon zeta eta theta vartheta iota kappa mu nu xi "
-            "rho sigma tau upsilon phi varphi chi psi omega Gamma Delta Theta Lambda Sigma Phi Psi Omega"
-        ).split()
-    },
+    **{g: f" {g} " for g in _GREEK},
 }
 
 
@@ -345,7 +347,9 @@ class _Builder:
         self.symbols = {name: sympy.Symbol(name) for name in symbols}
 
     def refuse(self, what: str) -> TheoryParseError:
-        return TheoryParseError(f"{what} is not allowed in an answer; use numbers, + - * / ^, parentheses and names")
+        return TheoryParseError(
+            f"{what} is not allowed in an answer; use numbers, + - * / ^, parentheses and names"
+        )
 
     def build(self, node: ast.AST, depth: int) -> _Built:
         if depth > MAX_AST_DEPTH:
@@ -523,7 +527,10 @@ def answers_equivalent(
     an infinity compare exactly.
     """
     names = _check_symbols(symbols)
-    bounds = {name: tuple(map(float, (domain or {}).get(name, DEFAULT_DOMAIN))) for name in names}
+    bounds: dict[str, tuple[float, float]] = {}
+    for name in names:
+        lo, hi = (domain or {}).get(name, DEFAULT_DOMAIN)
+        bounds[name] = (float(lo), float(hi))
     for name, (lo, hi) in bounds.items():
         if not (math.isfinite(lo) and math.isfinite(hi) and lo <= hi):
             raise AssignmentError(f"domain of {name} must be a finite interval lo <= hi, got {(lo, hi)}")
@@ -576,8 +583,12 @@ def _expanded_terms(expr: sympy.Basic) -> float:
         k = _expanded_terms(base)
         inner = max(k, _expanded_terms(exponent))
         if exponent.is_Integer and k > 1:
+            # (t_1 + ... + t_k)^n has C(n + k - 1, n) monomials; in logs, since both can be large.
             n = abs(int(exponent))
-            return max(inner, float(math.comb(n + int(min(k, 1e6)) - 1, n)) if n <= MAX_EXPONENT else math.inf)
+            if n > MAX_EXPONENT or not math.isfinite(k):
+                return math.inf
+            log_terms = math.lgamma(n + k) - math.lgamma(n + 1) - math.lgamma(k)
+            return max(inner, math.exp(min(log_terms, 700.0)))
         return inner
     # Functions are atoms for the outer expansion; expand(deep=True) still expands their arguments.
     return max((_expanded_terms(arg) for arg in expr.args), default=1.0)
@@ -616,9 +627,9 @@ def _numerically_equal(
     return bool(np.all(np.abs(g - w) <= rtol * np.maximum(np.maximum(np.abs(g), np.abs(w)), floor)))
 
 
-def _real(fn: Callable[..., object], point: list[float]) -> float:
+def _real(fn: Callable[..., complex], point: list[float]) -> float:
     try:
-        value = complex(fn(*point))  # type: ignore[arg-type]
+        value = complex(fn(*point))
     except (ValueError, TypeError, ZeroDivisionError, OverflowError, ArithmeticError):
         return math.nan
     if abs(value.imag) > 1e-12 * max(1.0, abs(value.real)):

@@ -33,6 +33,10 @@ class InvalidInput(DomainError):
     status_code = 422
 
 
+class InvalidNotebook(InvalidInput):
+    """The upload is not a usable notebook (malformed JSON, not nbformat)."""
+
+
 class UploadTooLarge(DomainError):
     status_code = 413
 

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
 from server.core.config import Settings
-from server.errors import UnsupportedUpload
+from server.errors import InvalidNotebook
 
 if TYPE_CHECKING:
     from grader.results import Report
@@ -54,7 +54,7 @@ def load_grader(settings: Settings) -> GradeFn:
 
 
 def validate_notebook(data: bytes) -> None:
-    """Reject what cannot be a notebook, with a one-line reason (raises UnsupportedUpload).
+    """Reject what cannot be a notebook, with a one-line reason (raises InvalidNotebook).
 
     Uses ``grader.validate_notebook`` when the pipeline provides it, else an nbformat check.
     """
@@ -67,7 +67,7 @@ def validate_notebook(data: bytes) -> None:
     try:
         grader_validate(data)
     except InvalidSubmission as exc:
-        raise UnsupportedUpload(f"not a valid notebook: {exc}") from exc
+        raise InvalidNotebook(f"not a valid notebook: {exc}") from exc
 
 
 def _validate_with_nbformat(data: bytes) -> None:
@@ -76,12 +76,12 @@ def _validate_with_nbformat(data: bytes) -> None:
     try:
         raw = json.loads(data.decode("utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise UnsupportedUpload(f"not a valid notebook: the file is not JSON ({exc})") from exc
+        raise InvalidNotebook(f"not a valid notebook: the file is not JSON ({exc})") from exc
     if not isinstance(raw, dict) or "cells" not in raw or "nbformat" not in raw:
-        raise UnsupportedUpload("not a valid notebook: expected a JSON object with 'cells' and 'nbformat'")
+        raise InvalidNotebook("not a valid notebook: expected a JSON object with 'cells' and 'nbformat'")
     try:
         nb = nbformat.reads(data.decode("utf-8"), as_version=4)
         nbformat.validate(nb)
     except Exception as exc:
         reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        raise UnsupportedUpload(f"not a valid notebook: {reason}") from exc
+        raise InvalidNotebook(f"not a valid notebook: {reason}") from exc

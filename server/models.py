@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import enum
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, ClassVar
 
 from sqlalchemy import (
     JSON,
@@ -14,7 +14,6 @@ from sqlalchemy import (
     Float,
     ForeignKey,
     Index,
-    Integer,
     String,
     Text,
     TypeDecorator,
@@ -48,7 +47,7 @@ class UTCDateTime(TypeDecorator[datetime]):
 
 
 class Base(DeclarativeBase):
-    type_annotation_map = {datetime: UTCDateTime(), dict[str, Any]: JSON, list[Any]: JSON}
+    type_annotation_map: ClassVar[dict[Any, Any]] = {datetime: UTCDateTime(), dict[str, Any]: JSON, list[Any]: JSON}
 
 
 class Role(enum.StrEnum):
@@ -91,9 +90,7 @@ class Course(Base):
     policy: Mapped[dict[str, Any]]  # CoursePolicy as JSON
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
-    assignments: Mapped[list[Assignment]] = relationship(
-        back_populates="course", order_by="Assignment.position"
-    )
+    assignments: Mapped[list[Assignment]] = relationship(back_populates="course", order_by="Assignment.position")
 
 
 class Assignment(Base):
@@ -139,6 +136,17 @@ class Submission(Base):
     jobs: Mapped[list[GradingJob]] = relationship(
         back_populates="submission", order_by="GradingJob.id", cascade="all, delete-orphan"
     )
+
+    @property
+    def score(self) -> float | None:
+        """Effective points (manual over automatic), before late penalties; None until graded."""
+        if self.graded_at is None:
+            return None
+        return round(sum(i.points or 0.0 for i in self.items), 6)
+
+    @property
+    def max_points(self) -> float:
+        return sum(i.max_points for i in self.items)
 
 
 class GradingJob(Base):

@@ -90,10 +90,10 @@ def discover(mountinfo: str, proc_cgroup: str) -> CgroupLayout | None:
             continue
         keys = ["unified"] if fstype == "cgroup2" else [o for o in superopts if o in paths]
         for key in keys:
-            path = paths.get(key)
-            if path is None or key in dirs:
+            cg_path = paths.get(key)
+            if cg_path is None or key in dirs:
                 continue
-            rel = os.path.relpath(path, root)
+            rel = os.path.relpath(cg_path, root)
             if rel.startswith(".."):
                 continue  # our cgroup is outside what this mount shows
             dirs[key] = Path(mountpoint) / ("" if rel == "." else rel)
@@ -102,7 +102,7 @@ def discover(mountinfo: str, proc_cgroup: str) -> CgroupLayout | None:
     if unified is not None and {"memory", "pids"} <= _controllers(unified):
         return CgroupLayout(version=2, dirs={"unified": unified})
     if "memory" in dirs and "pids" in dirs:
-        v1 = {k: dirs[k] for k in ("memory", "pids", "cpu", "unified") if k in dirs}
+        v1: dict[str, Path] = {k: dirs[k] for k in ("memory", "pids", "cpu", "unified") if k in dirs}
         return CgroupLayout(version=1, dirs=v1)
     return None
 

@@ -61,6 +61,19 @@ class SandboxResult:
     message: str = ""
 
 
+@dataclass
+class Outcome:
+    """What the host saw of one process, before interpretation."""
+
+    returncode: int | None
+    timed_out: bool
+    duration_s: float
+    stdout: str
+    stderr: str
+    cpu_time_s: float | None
+    start_error: str = ""
+
+
 def format_bytes(n: int) -> str:
     """`3.0 GiB`, `256 MiB`: the unit a person would use for a memory limit."""
     if n >= GIB:
@@ -109,12 +122,54 @@ def classify(
     if limits.cpu_s is not None and signum is not None:
         used_cpu = cpu_time_s is not None and cpu_time_s >= limits.cpu_s
         if signum == signal.SIGXCPU or (signum == signal.SIGKILL and used_cpu):
-            return "cpu_limit", signal_name(signum), (
-                f"killed after {_format_seconds(limits.cpu_s)} s CPU-time limit"
-            )
+            return "cpu_limit", signal_name(signum), (f"killed after {_format_seconds(limits.cpu_s)} s CPU-time limit")
     if returncode == 0:
         return "ok", None, "exited normally"
     if signum is not None:
         name = signal_name(signum)
         return "signal", name, f"killed by signal {name}"
     return "exit", None, f"exited with status {returncode}"
+
+
+def result_from(
+    outcome: Outcome,
+    limits: Limits,
+    *,
+    backend: str,
+    isolated: bool,
+    degraded: bool,
+    oom_killed: bool = False,
+    peak_memory_bytes: int | None = None,
+    pids_limit_hit: bool = False,
+    start_failure: str | None = None,
+) -> SandboxResult:
+    """The result of a run; `start_failure` (why the backend never started the program) wins."""
+    signame: str | None = None
+    if start_failure is not None:
+        reason: Reason = "sandbox_error"
+        message = f"sandbox failed to start: {start_failure}"
+    else:
+        reason, signame, message = classify(
+            timed_out=outcome.timed_out,
+            oom_killed=oom_killed,
+            returncode=outcome.returncode,
+            limits=limits,
+            cpu_time_s=outcome.cpu_time_s,
+        )
+    if not isolated:
+        message += " (not sandboxed)"
+    return SandboxResult(
+        reason=reason,
+        # After a timeout the status is that of our own SIGKILL, not the program's.
+        exit_code=None if reason == "timeout" else outcome.returncode,
+        duration_s=outcome.duration_s,
+        peak_memory_bytes=peak_memory_bytes,
+        pids_limit_hit=pids_limit_hit,
+        stdout=outcome.stdout,
+        stderr=outcome.stderr,
+        backend=backend,
+        isolated=isolated,
+        degraded=degraded,
+        signal_name=signame,
+        message=message,
+    )

@@ -18,11 +18,10 @@ import signal
 import subprocess
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 
 from grader.sandbox.cgroups import Cgroup
-from grader.sandbox.model import Limits
+from grader.sandbox.model import Limits, Outcome
 
 log = logging.getLogger(__name__)
 
@@ -56,19 +55,6 @@ class TailBuffer:
         if dropped:
             return f"[... {dropped} bytes of output dropped ...]\n{text}"
         return text
-
-
-@dataclass
-class Outcome:
-    """What the host saw of one process."""
-
-    returncode: int | None
-    timed_out: bool
-    duration_s: float
-    stdout: str
-    stderr: str
-    cpu_time_s: float | None
-    start_error: str = ""
 
 
 def rlimits_for(limits: Limits, *, memory_fallback: bool) -> list[tuple[int, int, int]]:

@@ -228,15 +228,19 @@ def test_refusal_messages_name_the_problem() -> None:
         parse_expression("2m", EPS_M)
 
 
-def test_parser_never_hands_strings_to_sympy(monkeypatch: pytest.MonkeyPatch) -> None:
-    def forbidden(*args: object, **kwargs: object) -> None:
-        raise AssertionError("string-to-sympy conversion called")
+def test_no_string_ever_reaches_sympys_parser(monkeypatch: pytest.MonkeyPatch) -> None:
+    # sympify(str) imports parse_expr at call time, so this catches every string-to-sympy path.
+    import sympy.parsing.sympy_parser as sympy_parser
 
-    monkeypatch.setattr(sympy, "sympify", forbidden)
-    monkeypatch.setattr(sympy.core.sympify, "sympify", forbidden)
-    monkeypatch.setattr(sympy.parsing.sympy_parser, "parse_expr", forbidden)
-    expr = parse_expression("1 - (1 - eps)^m + sqrt(2)/2 + log(m, 2) + 0.5", EPS_M)
-    assert expr.free_symbols == {sympy.Symbol("eps"), sympy.Symbol("m")}
+    def forbidden(*args: object, **kwargs: object) -> None:
+        raise AssertionError(f"string-to-sympy conversion called with {args!r}")
+
+    monkeypatch.setattr(sympy_parser, "parse_expr", forbidden)
+    text = "1 - (1 - eps)^m + sqrt(2)/2 + log(m, 2) + 0.5 + max(eps, m)"
+    assert grade_answer(text, text, answer_id="t1", symbols=EPS_M)[0]
+    assert not grade_answer("m", text, answer_id="t1", symbols=EPS_M)[0]
+    with pytest.raises(AssertionError, match="string-to-sympy"):
+        sympy.sympify("m")  # the trap works
 
 
 # --------------------------------------------------------------------------- grade_answer

@@ -1,0 +1,280 @@
+"""The bubblewrap backend (local and CI): profile C of the sandbox notes.
+
+As root: no user namespace (one would map the sandbox user to host root, and every root-owned 0600
+file would be readable), a net/pid/ipc/uts/cgroup unshare, allow-list binds only (never `/`), tmpfs
+/tmp and /dev/shm, then `setpriv` to an unprivileged uid with no capabilities and no_new_privs. As a
+non-root caller bwrap makes an unprivileged user namespace instead, with nested ones disabled.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+from collections.abc import Iterator, Mapping, Sequence
+from pathlib import Path
+
+from grader.sandbox.cgroups import open_cgroup
+from grader.sandbox.model import Limits, SandboxResult, result_from
+from grader.sandbox.prepare import (
+    HOME,
+    chown_tree,
+    grader_python,
+    python_dirs,
+    sandbox_env,
+    secret_dirs,
+)
+from grader.sandbox.process import rlimits_for, supervise
+from grader.sandbox.seccomp import seccomp_bpf
+from grader.sandbox.uids import sandbox_uid
+
+log = logging.getLogger(__name__)
+
+# /etc files the dynamic loader and Python's locale/time code read; nothing else of /etc.
+ETC_FILES = ("/etc/ld.so.cache", "/etc/alternatives", "/etc/localtime", "/etc/nsswitch.conf")
+TOP_LEVEL_LINKS = ("bin", "lib", "lib64", "lib32", "libx32", "sbin")
+
+
+class _Mounts:
+    """Builds bwrap arguments, creating each missing parent dir with mode 0755 first.
+
+    (As real root, bwrap creates missing parents with mode 0700, which the sandbox user cannot
+    traverse.)
+    """
+
+    def __init__(self) -> None:
+        self.args: list[str] = []
+        self.made: set[str] = {"/"}
+
+    def parents(self, target: str) -> None:
+        for parent in reversed(Path(target).parents):
+            if str(parent) not in self.made:
+                self.args += ["--perms", "0755", "--dir", str(parent)]
+                self.made.add(str(parent))
+
+    def add(self, *args: str) -> None:
+        self.args += args
+
+
+def bwrap_command(
+    argv: Sequence[str],
+    *,
+    job_dir: Path,
+    python_dirs: Sequence[Path],
+    hidden_dirs: Sequence[Path] = (),
+    ro_binds: Mapping[str, Path] = {},
+    env: Mapping[str, str],
+    tmpfs_bytes: int,
+    uid: int,
+    privileged: bool,
+    passwd_fd: int,
+    group_fd: int,
+    hosts_fd: int,
+    status_fd: int,
+    seccomp_fd: int | None,
+) -> list[str]:
+    """The full bwrap argv (a pure function of its arguments, so tests can read it)."""
+    m = _Mounts()
+    if privileged:
+        m.add("--unshare-ipc", "--unshare-pid", "--unshare-net", "--unshare-uts", "--unshare-cgroup")
+    else:
+        m.add("--unshare-all", "--unshare-user", "--disable-userns")
+    m.add("--hostname", "sandbox", "--die-with-parent", "--new-session", "--json-status-fd", str(status_fd))
+    if seccomp_fd is not None:
+        m.add("--seccomp", str(seccomp_fd))
+
+    m.add("--ro-bind", "/usr", "/usr")
+    for name in TOP_LEVEL_LINKS:
+        path = f"/{name}"
+        if os.path.islink(path):
+            m.add("--symlink", os.readlink(path), path)
+        elif os.path.isdir(path):
+            m.add("--ro-bind", path, path)
+    m.add("--perms", "0755", "--dir", "/etc")
+    m.made.add("/etc")
+    for path in ETC_FILES:
+        m.add("--ro-bind-try", path, path)
+    for fd, path in ((passwd_fd, "/etc/passwd"), (group_fd, "/etc/group"), (hosts_fd, "/etc/hosts")):
+        m.add("--perms", "0644", "--ro-bind-data", str(fd), path)
+    m.add("--proc", "/proc", "--dev", "/dev")
+    # tmpfs before any bind below it, or the tmpfs would cover the bind.
+    size = str(tmpfs_bytes)
+    m.add("--perms", "1777", "--size", size, "--tmpfs", "/dev/shm")
+    m.add("--perms", "1777", "--size", size, "--tmpfs", "/tmp")
+    m.made.update({"/proc", "/dev", "/dev/shm", "/tmp", "/usr"})
+
+    for d in python_dirs:
+        m.parents(str(d))
+        m.add("--ro-bind", str(d), str(d))
+        m.made.add(str(d))
+    for d in hidden_dirs:
+        m.add("--perms", "0555", "--size", "4096", "--tmpfs", str(d))
+
+    m.parents(HOME)
+    m.add("--bind", str(job_dir), HOME)
+    m.made.add(HOME)
+    for target, source in sorted(ro_binds.items()):
+        m.parents(target)
+        m.add("--ro-bind", str(source), target)
+        m.made.add(target)
+
+    m.add("--chdir", HOME, "--clearenv")
+    for key, value in env.items():
+        m.add("--setenv", key, value)
+
+    cmd = ["bwrap", *m.args, "--"]
+    if privileged:
+        cmd += [
+            "setpriv", f"--reuid={uid}", f"--regid={uid}", "--clear-groups",
+            "--inh-caps=-all", "--bounding-set=-all", "--no-new-privs", "--",
+        ]  # fmt: skip
+    else:
+        cmd += ["setpriv", "--no-new-privs", "--"]
+    return cmd + list(argv)
+
+
+@contextlib.contextmanager
+def _data_fds(*blobs: bytes) -> Iterator[list[int]]:
+    """Read ends of pipes pre-filled with `blobs` (each well under the 64 KiB pipe buffer)."""
+    fds: list[int] = []
+    try:
+        for blob in blobs:
+            r, w = os.pipe()
+            fds.append(r)
+            try:
+                os.write(w, blob)
+            finally:
+                os.close(w)
+        yield fds
+    finally:
+        for fd in fds:
+            os.close(fd)
+
+
+def _identity_files(uid: int) -> tuple[bytes, bytes, bytes]:
+    passwd = (
+        "root:x:0:0:root:/root:/usr/sbin/nologin\n"
+        f"student:x:{uid}:{uid}:student:{HOME}:/bin/sh\n"
+        "nobody:x:65534:65534:nobody:/nonexistent:/usr/sbin/nologin\n"
+    )
+    group = f"root:x:0:\nstudent:x:{uid}:\nnogroup:x:65534:\n"
+    hosts = "127.0.0.1 localhost sandbox\n::1 localhost\n"
+    return passwd.encode(), group.encode(), hosts.encode()
+
+
+def _child_exited(status: bytes) -> bool:
+    """Whether bwrap reported the program's exit (`{"exit-code": N}` on --json-status-fd).
+
+    bwrap reports `child-pid` before it sets up the mounts, so only `exit-code` proves that the
+    sandbox was complete and the program ran. It is missing after a setup failure ("bwrap: Can't
+    find source path ...") and when we killed the sandbox.
+    """
+    decoder = json.JSONDecoder()
+    text, pos = status.decode(errors="replace"), 0
+    while True:
+        while pos < len(text) and text[pos].isspace():
+            pos += 1
+        if pos >= len(text):
+            return False
+        try:
+            obj, pos = decoder.raw_decode(text, pos)
+        except ValueError:
+            return False
+        if isinstance(obj, dict) and "exit-code" in obj:
+            return True
+
+
+def _read_all(fd: int) -> bytes:
+    os.set_blocking(fd, False)
+    chunks = []
+    with contextlib.suppress(BlockingIOError):
+        while chunk := os.read(fd, 65536):
+            chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def run_bwrap(
+    argv: Sequence[str],
+    job_dir: Path,
+    limits: Limits,
+    *,
+    ro_binds: Mapping[str, Path] = {},
+    env: Mapping[str, str] = {},
+) -> SandboxResult:
+    privileged = os.geteuid() == 0
+    python = grader_python()
+    argv = [str(python), *argv[1:]] if argv and argv[0] == "python" else list(argv)
+    full_env = sandbox_env(limits, python_bin=str(python.parent), extra=env)
+    bpf = seccomp_bpf()
+    uid_context = sandbox_uid() if privileged else contextlib.nullcontext(os.getuid())
+    with uid_context as uid:
+        if privileged:
+            chown_tree(job_dir, uid, uid)
+        status_r, status_w = os.pipe()
+        cgroup = open_cgroup(limits)
+        try:
+            blobs = [*_identity_files(uid), *([bpf] if bpf is not None else [])]
+            with _data_fds(*blobs) as fds:
+                cmd = bwrap_command(
+                    argv,
+                    job_dir=job_dir,
+                    python_dirs=python_dirs(),
+                    hidden_dirs=secret_dirs(),
+                    ro_binds=ro_binds,
+                    env=full_env,
+                    tmpfs_bytes=limits.tmpfs_bytes,
+                    uid=uid,
+                    privileged=privileged,
+                    passwd_fd=fds[0],
+                    group_fd=fds[1],
+                    hosts_fd=fds[2],
+                    status_fd=status_w,
+                    seccomp_fd=fds[3] if bpf is not None else None,
+                )
+                outcome = supervise(
+                    cmd,
+                    cwd=job_dir,
+                    env={"PATH": "/usr/bin:/bin"},
+                    limits=limits,
+                    cgroup=cgroup,
+                    rlimits=rlimits_for(limits, memory_fallback=cgroup is None),
+                    pass_fds=[*fds, status_w],
+                )
+            os.close(status_w)
+            status_w = -1
+            ran = _child_exited(_read_all(status_r))
+            oom = cgroup.oom_killed() if cgroup is not None else False
+            peak = cgroup.peak_memory() if cgroup is not None else None
+            pids_hit = cgroup.pids_limit_hit() if cgroup is not None else False
+        finally:
+            os.close(status_r)
+            if status_w >= 0:
+                os.close(status_w)
+            if cgroup is not None:
+                cgroup.kill_all()
+                cgroup.remove()
+
+    failure = None
+    if outcome.start_error:
+        failure = outcome.start_error
+    elif not ran and not outcome.timed_out and not oom:
+        failure = _bwrap_error(outcome.stderr)
+    if failure is not None:
+        log.error("bwrap failed to start the sandbox: %s", failure)
+    return result_from(
+        outcome,
+        limits,
+        backend="bwrap",
+        isolated=True,
+        degraded=cgroup is None,
+        oom_killed=oom,
+        peak_memory_bytes=peak,
+        pids_limit_hit=pids_hit,
+        start_failure=failure,
+    )
+
+
+def _bwrap_error(stderr: str) -> str:
+    lines = [line for line in stderr.splitlines() if line.startswith("bwrap:")]
+    return lines[-1] if lines else (stderr.strip().splitlines() or ["no output"])[-1]

@@ -1,0 +1,1 @@
+"""Reference solutions of the homeworks: one model per file, and the solved notebooks."""

@@ -1,0 +1,1 @@
+"""The JSON API: one router per resource under ``server.api.routes``."""

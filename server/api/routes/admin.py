@@ -1,0 +1,77 @@
+"""Course settings, users and roster import, queue state."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, File, UploadFile, status
+
+from server.api.deps import AdminUser, CourseDep, Ctx, SessionDep, StaffUser
+from server.errors import InvalidInput
+from server.schemas import CourseOut, CourseUpdate, QueueOut, RosterResult, UserCreate, UserOut
+from server.services import courses, gradebook, users
+
+router = APIRouter(tags=["admin"])
+
+
+def course_out(course) -> CourseOut:
+    return CourseOut(
+        slug=course.slug, title=course.title, scheme=courses.scheme_of(course), policy=courses.policy_of(course)
+    )
+
+
+@router.get("/course", response_model=CourseOut)
+def get_course(_: StaffUser, course: CourseDep) -> CourseOut:
+    return course_out(course)
+
+
+@router.put("/course", response_model=CourseOut)
+def update_course(body: CourseUpdate, _: AdminUser, course: CourseDep, session: SessionDep) -> CourseOut:
+    """Change the grading scheme or the policy; grades are recomputed from stored scores."""
+    courses.update_course(session, course=course, scheme=body.scheme, policy=body.policy)
+    session.commit()
+    return course_out(course)
+
+
+@router.get("/users", response_model=list[UserOut])
+def list_users(_: StaffUser, session: SessionDep) -> list[UserOut]:
+    return [UserOut.model_validate(u) for u in users.list_users(session)]
+
+
+@router.post("/users", response_model=UserOut, status_code=status.HTTP_201_CREATED)
+def create_user(body: UserCreate, _: AdminUser, ctx: Ctx, session: SessionDep) -> UserOut:
+    user = users.create_user(
+        session,
+        username=body.username,
+        role=body.role,
+        password=body.password,
+        full_name=body.full_name,
+        email=body.email,
+        passwords=ctx.passwords,
+    )
+    session.commit()
+    return UserOut.model_validate(user)
+
+
+@router.post("/users/roster", response_model=RosterResult)
+async def import_roster(
+    file: Annotated[UploadFile, File(description="CSV with a username column")],
+    _: AdminUser,
+    ctx: Ctx,
+    session: SessionDep,
+) -> RosterResult:
+    raw = await file.read(5 * 1024 * 1024 + 1)
+    if len(raw) > 5 * 1024 * 1024:
+        raise InvalidInput("roster CSV: larger than 5 MiB")
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        raise InvalidInput("roster CSV: not UTF-8 text") from None
+    created, updated = users.import_roster(session, text=text, passwords=ctx.passwords)
+    session.commit()
+    return RosterResult(created=created, updated=updated)
+
+
+@router.get("/queue", response_model=QueueOut)
+def queue_state(_: StaffUser, session: SessionDep) -> QueueOut:
+    return QueueOut(counts=gradebook.queue_counts(session))

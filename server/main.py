@@ -1,0 +1,128 @@
+"""Builds the FastAPI application: API routers, pages, the error handler and the in-process worker."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from urllib.parse import quote
+
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse, RedirectResponse, Response
+from fastapi.staticfiles import StaticFiles
+from starlette.middleware.base import BaseHTTPMiddleware, RequestResponseEndpoint
+
+from server.api.deps import AppContext
+from server.api.routes import admin, assignments, auth, gradebook, submissions
+from server.core.config import Settings
+from server.core.db import Database
+from server.core.security import Passwords, RateLimiter, SessionSigner
+from server.errors import DomainError, NotAuthenticated, RateLimited
+from server.pages import routes as pages
+from server.pages.routes import TEMPLATES
+from server.services import courses
+from server.storage import FileStore
+from server.worker import BackgroundWorker, Worker
+
+log = logging.getLogger(__name__)
+
+STATIC_DIR = Path(__file__).resolve().parent / "static"
+
+_CSP = (
+    "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; "
+    "object-src 'none'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'"
+)
+
+
+def build_context(settings: Settings) -> AppContext:
+    settings.home.mkdir(parents=True, exist_ok=True)
+    return AppContext(
+        settings=settings,
+        db=Database(settings.effective_database_url),
+        store=FileStore(settings.uploads_dir),
+        passwords=Passwords(time_cost=settings.argon2_time_cost, memory_kib=settings.argon2_memory_kib),
+        signer=SessionSigner(settings.session_secret(), ttl_s=settings.session_ttl_s),
+        login_limiter=RateLimiter(settings.login_rate_per_minute),
+        upload_limiter=RateLimiter(settings.upload_rate_per_minute),
+    )
+
+
+def prepare_database(ctx: AppContext, *, load_assignments: bool = True) -> None:
+    """Migrate, make sure the course exists, and sync assignments from the folder when possible."""
+    ctx.db.migrate()
+    with ctx.db.session() as session:
+        course = courses.get_or_create_course(session, slug=ctx.settings.course, title=ctx.settings.course_title)
+        if load_assignments:
+            try:
+                courses.load_assignments(session, course=course, assignments_dir=ctx.settings.assignments_dir)
+            except Exception as exc:  # the server still runs; an admin can load them later
+                log.warning("assignments not loaded: %s", exc)
+
+
+async def _security_headers(request: Request, call_next: RequestResponseEndpoint) -> Response:
+    response = await call_next(request)
+    response.headers.setdefault("X-Content-Type-Options", "nosniff")
+    response.headers.setdefault("X-Frame-Options", "DENY")
+    response.headers.setdefault("Referrer-Policy", "same-origin")
+    if response.headers.get("content-type", "").startswith("text/html"):
+        response.headers.setdefault("Content-Security-Policy", _CSP)
+    return response
+
+
+def _domain_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, DomainError)
+    headers: dict[str, str] = {}
+    if isinstance(exc, RateLimited):
+        headers["Retry-After"] = str(max(1, round(exc.retry_after_s)))
+    is_page = not request.url.path.startswith("/api/")
+    if isinstance(exc, NotAuthenticated):
+        if is_page:
+            return RedirectResponse(f"/login?next={quote(request.url.path)}", status_code=303)
+        headers["WWW-Authenticate"] = "Bearer"
+    if is_page:
+        context = {"status_code": exc.status_code, "message": exc.message, "user": None, "csrf": ""}
+        return TEMPLATES.TemplateResponse(request, "error.html", context, exc.status_code, headers)
+    return JSONResponse({"detail": exc.message}, status_code=exc.status_code, headers=headers)
+
+
+def create_app(
+    settings: Settings | None = None,
+    *,
+    start_worker: bool | None = None,
+    load_assignments: bool = True,
+) -> FastAPI:
+    """The application. ``start_worker`` defaults to ``settings.inprocess_worker``."""
+    settings = settings or Settings()
+    ctx = build_context(settings)
+    run_worker = settings.inprocess_worker if start_worker is None else start_worker
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        prepare_database(ctx, load_assignments=load_assignments)
+        background = None
+        if run_worker:
+            background = BackgroundWorker(Worker(db=ctx.db, settings=settings))
+            background.start()
+        app.state.worker = background
+        try:
+            yield
+        finally:
+            if background is not None:
+                background.stop(timeout=settings.shutdown_grace_s + 5)
+            ctx.db.dispose()
+
+    app = FastAPI(
+        title="DGM Grader",
+        summary="Uploads, grading queue and gradebook for the Deep Generative Models course",
+        version="0.1.0",
+        lifespan=lifespan,
+    )
+    app.state.ctx = ctx
+    app.add_middleware(BaseHTTPMiddleware, dispatch=_security_headers)
+    app.add_exception_handler(DomainError, _domain_error)
+    for router in (auth.router, submissions.router, assignments.router, gradebook.router, admin.router):
+        app.include_router(router, prefix="/api")
+    app.include_router(pages.router)
+    app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
+    return app

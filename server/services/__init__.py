@@ -1,0 +1,1 @@
+"""Domain logic: keyword-only functions over a SQLAlchemy session. Route handlers stay thin."""

@@ -1,0 +1,165 @@
+"""Courses (scheme and policy) and their assignments."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from server.errors import InvalidInput, NotFound
+from server.models import Assignment, Course
+from server.scheme import BUILTIN_SCHEMES, THIRTEEN_POINT, CoursePolicy, GradingScheme
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class AssignmentSpec:
+    """What the server needs to know of an assignment folder."""
+
+    name: str
+    title: str
+    points: float
+    rubric: list[dict[str, Any]] = field(default_factory=list)
+
+
+def get_or_create_course(
+    session: Session, *, slug: str, title: str = "", scheme: str | GradingScheme = THIRTEEN_POINT
+) -> Course:
+    course = session.scalar(select(Course).where(Course.slug == slug))
+    if course is not None:
+        return course
+    if isinstance(scheme, str):
+        if scheme not in BUILTIN_SCHEMES:
+            raise InvalidInput(f"unknown grading scheme {scheme!r}; built-in: {', '.join(BUILTIN_SCHEMES)}")
+        scheme = BUILTIN_SCHEMES[scheme]
+    course = Course(
+        slug=slug,
+        title=title or slug,
+        scheme=scheme.model_dump(mode="json"),
+        policy=CoursePolicy().model_dump(mode="json"),
+    )
+    session.add(course)
+    session.flush()
+    return course
+
+
+def get_course(session: Session, *, slug: str) -> Course:
+    course = session.scalar(select(Course).where(Course.slug == slug))
+    if course is None:
+        raise NotFound(f"no course {slug!r}")
+    return course
+
+
+def scheme_of(course: Course) -> GradingScheme:
+    return GradingScheme.model_validate(course.scheme)
+
+
+def policy_of(course: Course) -> CoursePolicy:
+    return CoursePolicy.model_validate(course.policy)
+
+
+def update_course(
+    session: Session,
+    *,
+    course: Course,
+    scheme: GradingScheme | str | None = None,
+    policy: CoursePolicy | None = None,
+) -> Course:
+    if isinstance(scheme, str):
+        if scheme not in BUILTIN_SCHEMES:
+            raise InvalidInput(f"unknown grading scheme {scheme!r}; built-in: {', '.join(BUILTIN_SCHEMES)}")
+        scheme = BUILTIN_SCHEMES[scheme]
+    if scheme is not None:
+        course.scheme = scheme.model_dump(mode="json")
+    if policy is not None:
+        course.policy = policy.model_dump(mode="json")
+    return course
+
+
+def list_assignments(session: Session, *, course: Course) -> list[Assignment]:
+    return list(
+        session.scalars(
+            select(Assignment).where(Assignment.course_id == course.id).order_by(Assignment.position, Assignment.name)
+        )
+    )
+
+
+def get_assignment(session: Session, *, course: Course, name: str) -> Assignment:
+    a = session.scalar(select(Assignment).where(Assignment.course_id == course.id, Assignment.name == name))
+    if a is None:
+        raise NotFound(f"no assignment {name!r}")
+    return a
+
+
+def upsert_assignment(
+    session: Session, *, course: Course, spec: AssignmentSpec, deadline: datetime | None = None
+) -> Assignment:
+    """Create the assignment or refresh its title, points and rubric (the deadline is kept)."""
+    a = session.scalar(select(Assignment).where(Assignment.course_id == course.id, Assignment.name == spec.name))
+    position = _position(spec.name)
+    if a is None:
+        a = Assignment(
+            course_id=course.id,
+            name=spec.name,
+            title=spec.title,
+            points=spec.points,
+            rubric=spec.rubric,
+            position=position,
+            deadline=deadline,
+        )
+        session.add(a)
+    else:
+        a.title, a.points, a.rubric, a.position = spec.title, spec.points, spec.rubric, position
+        if deadline is not None:
+            a.deadline = deadline
+    session.flush()
+    return a
+
+
+def set_deadline(session: Session, *, assignment: Assignment, deadline: datetime | None) -> Assignment:
+    from server.services.submissions import refresh_late_flags
+
+    if deadline is not None and deadline.tzinfo is None:
+        raise InvalidInput("deadline: expected a timezone-aware time such as 2026-10-02T23:59:00+03:00")
+    assignment.deadline = deadline
+    refresh_late_flags(session, assignment=assignment)
+    return assignment
+
+
+def specs_from_grader(assignments_dir: Path | None) -> list[AssignmentSpec]:
+    """Read every assignment folder through the grading pipeline's ``list_assignments``."""
+    from grader import list_assignments as grader_list_assignments
+
+    specs = []
+    for a in grader_list_assignments(assignments_dir):
+        rubric = a.rubric
+        items = [
+            {
+                "id": item.id,
+                "kind": item.kind,
+                "title": item.title,
+                "points": float(item.points),
+                "task": getattr(item, "task", "") or "",
+            }
+            for item in rubric.items
+        ]
+        specs.append(AssignmentSpec(name=a.name, title=rubric.title, points=float(rubric.points), rubric=items))
+    return specs
+
+
+def load_assignments(session: Session, *, course: Course, assignments_dir: Path | None) -> list[Assignment]:
+    """Sync the course's assignments with the ``assignments/`` folder."""
+    loaded = [upsert_assignment(session, course=course, spec=s) for s in specs_from_grader(assignments_dir)]
+    log.info("loaded %d assignments: %s", len(loaded), ", ".join(a.name for a in loaded))
+    return loaded
+
+
+def _position(name: str) -> int:
+    digits = "".join(c for c in name if c.isdigit())
+    return int(digits) if digits else 1000

@@ -1,0 +1,82 @@
+"""The docker backend's command line (no engine runs on these machines, so the argv is the contract)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from grader.sandbox import Limits, docker_command
+
+
+def test_docker_command_for_given_limits() -> None:
+    limits = Limits(
+        wall_s=300,
+        memory_bytes=2 * 2**30,
+        pids=128,
+        cpus=1.5,
+        cpu_s=250,
+        fsize_bytes=100 * 2**20,
+        nofile=256,
+        tmpfs_bytes=64 * 2**20,
+    )
+    cmd = docker_command(
+        ["python", "/opt/dgm/run_notebook.py", "grading.ipynb"],
+        job_dir=Path("/srv/jobs/42"),
+        limits=limits,
+        name="dgm-sbx-test",
+        image="registry.example/dgm-sandbox:3",
+        ro_binds={"/opt/dgm": Path("/srv/dgm/runner")},
+        env={"DGM_SEED": "1234"},
+    )
+    assert cmd == [
+        "docker", "run",
+        "--name", "dgm-sbx-test",
+        "--init",
+        "--network", "none",
+        "--read-only",
+        "--tmpfs", "/tmp:rw,nosuid,nodev,size=67108864,mode=1777",
+        "--user", "65534:65534",
+        "--cap-drop", "ALL",
+        "--security-opt", "no-new-privileges",
+        "--memory", "2147483648",
+        "--memory-swap", "2147483648",
+        "--cpus", "1.5",
+        "--pids-limit", "128",
+        "--shm-size", "67108864",
+        "--ulimit", "fsize=104857600:104857600",
+        "--ulimit", "nofile=256:256",
+        "--ulimit", "core=0:0",
+        "--ulimit", "cpu=250:251",
+        "--log-driver", "none",
+        "-v", "/srv/jobs/42:/home/student:rw",
+        "-v", "/srv/dgm/runner:/opt/dgm:ro",
+        "-w", "/home/student",
+        "-e", "HOME=/home/student",
+        "-e", "PATH=/opt/venv/bin:/usr/bin:/bin",
+        "-e", "LANG=C.UTF-8",
+        "-e", "PYTHONDONTWRITEBYTECODE=1",
+        "-e", "IPYTHONDIR=/home/student/.ipython",
+        "-e", "MPLBACKEND=Agg",
+        "-e", "OMP_NUM_THREADS=2",
+        "-e", "MKL_NUM_THREADS=2",
+        "-e", "DGM_GRADING=1",
+        "-e", "DGM_SEED=1234",
+        "registry.example/dgm-sandbox:3",
+        "/opt/venv/bin/python", "/opt/dgm/run_notebook.py", "grading.ipynb",
+    ]  # fmt: skip
+
+
+def test_docker_command_never_shares_network_or_privileges() -> None:
+    cmd = docker_command(["/bin/true"], job_dir=Path("/j"), limits=Limits(), name="n")
+    joined = " ".join(cmd)
+    assert "--privileged" not in cmd and "--network none" in joined and "host" not in cmd
+    assert "--ulimit cpu" not in joined  # no CPU-time limit asked for
+    assert cmd[-2:] == ["dgm-grader-sandbox:latest", "/bin/true"]
+
+
+def test_dockerfile_builds_a_grader_free_image() -> None:
+    dockerfile = (Path(__file__).resolve().parents[3] / "docker" / "sandbox.Dockerfile").read_text()
+    assert "FROM python:3.11-slim" in dockerfile
+    assert "download.pytorch.org/whl/cpu torch==2.13.0" in dockerfile
+    assert "USER 65534:65534" in dockerfile
+    copied = [line for line in dockerfile.splitlines() if line.startswith(("COPY", "ADD"))]
+    assert copied == ["COPY sandbox-requirements.txt /tmp/sandbox-requirements.txt"]

@@ -1,0 +1,90 @@
+"""The whole pipeline on the toy assignment, in the real sandbox and without one."""
+
+import json
+import shutil
+from pathlib import Path
+
+import nbformat
+import pytest
+
+from grader import grade, load_assignment
+from grader.errors import InvalidSubmission
+
+TOY = Path(__file__).parent / "toy"
+pytestmark = pytest.mark.xdist_group("sandbox")
+
+
+@pytest.fixture(scope="module")
+def toy():
+    return load_assignment(TOY)
+
+
+def with_cell(key: str, source: str) -> bytes:
+    nb = nbformat.read(TOY / "solution.ipynb", as_version=4)
+    next(c for c in nb.cells if c.metadata["dgm"]["id"] == key).source = source
+    return nbformat.writes(nb).encode()
+
+
+@pytest.mark.parametrize("backend", ["bwrap", "none"])
+def test_solution_gets_every_automatic_point(toy, backend):
+    report = grade(TOY / "solution.ipynb", toy, sandbox=backend)
+    assert [(i.id, i.status) for i in report.items] == [
+        ("t1", "passed"), ("t1_proof", "pending"), ("square", "passed"), ("fit_loss", "passed")]
+    assert report.auto_total == report.auto_max == 3.0
+    assert report.pending_manual == 1.0
+    assert report.sandbox.isolated == (backend != "none")
+    assert report.warnings == []
+
+
+def test_blank_template_gets_nothing(toy):
+    report = grade(TOY / "toy.ipynb", toy, sandbox="bwrap")
+    assert report.auto_total == 0
+    by_id = {i.id: i for i in report.items}
+    assert "NotImplementedError" in by_id["square"].message
+    assert "missing answer t1" in by_id["t1"].message
+
+
+def test_crashing_probe_costs_only_its_items(toy):
+    report = grade(with_cell("line", "Line = None"), toy, sandbox="bwrap")
+    by_id = {i.id: i for i in report.items}
+    assert by_id["square"].status == "passed"
+    assert by_id["fit_loss"].status == "failed"
+    assert "TypeError" in by_id["fit_loss"].message
+
+
+def test_student_cannot_write_their_own_results(toy):
+    cheat = ("import json, os\ndef square(x):\n    return x * x\n"
+             "os.makedirs('out', exist_ok=True)\n"
+             "json.dump({'probes': {'fit': {'status': 'ok'}}}, open('out/probes.json', 'w'))\n")
+    report = grade(with_cell("square", cheat), toy, sandbox="bwrap")
+    # the harness overwrites probes.json and the host recomputes everything from tensors
+    assert {i.id: i.status for i in report.items}["fit_loss"] == "failed"
+
+
+def test_timeout_in_one_cell_is_reported_and_the_rest_still_grades(toy, tmp_path):
+    assignment = tmp_path / "toy"
+    shutil.copytree(TOY, assignment)
+    rubric = (assignment / "rubric.yaml").read_text().replace("cell_timeout_s: 10", "cell_timeout_s: 2")
+    (assignment / "rubric.yaml").write_text(rubric)
+    looping = with_cell("line", "import time\nwhile True:\n    time.sleep(0.1)")
+    report = grade(looping, load_assignment(assignment), sandbox="bwrap")
+    assert any("cell 'line': timeout" in w for w in report.warnings)
+    assert {i.id: i.status for i in report.items}["square"] == "passed"
+
+
+def test_malformed_notebook_is_rejected(toy):
+    with pytest.raises(InvalidSubmission):
+        grade(b"{", toy, sandbox="none")
+
+
+def test_json_report_contract(toy, tmp_path):
+    from grader.cli import main
+
+    out = tmp_path / "r.json"
+    assert main(["grade", str(TOY / "solution.ipynb"), "--assignment", str(TOY), "--json", str(out),
+                 "--sandbox", "bwrap"]) == 0
+    data = json.loads(out.read_text())
+    for key in ("assignment", "total", "max_total", "auto_total", "auto_max", "pending_manual", "items"):
+        assert key in data
+    for item in data["items"]:
+        assert {"id", "kind", "points", "max_points", "status", "message"} <= item.keys()
