@@ -17,6 +17,7 @@ Answers live in fenced blocks of a `theory` markdown cell (see docs/internals.md
 from __future__ import annotations
 
 import ast
+import cmath
 import logging
 import math
 import re
@@ -36,7 +37,9 @@ MAX_AST_NODES = 300
 MAX_AST_DEPTH = 40
 MAX_EXPONENT = 1000.0
 MAX_MAGNITUDE = 1e300
-MAX_EXPANDED_TERMS = 2000
+MAX_DIGITS = 5000.0
+MAX_EXPANDED_TERMS = 500
+MAX_CANCEL_DEGREE = 24
 DEFAULT_DOMAIN = (0.1, 0.9)
 N_POINTS = 16
 
@@ -78,7 +81,7 @@ def extract_answers(markdown_sources: Iterable[str]) -> ExtractedAnswers:
                 match = _ANSWER_LINE.match(line)
                 if match is None:
                     warnings.append(
-                        f"markdown cell {cell_no + 1}, answer block {block_no + 1}: ignored line "
+                        f"theory cell {cell_no + 1}, answer block {block_no + 1}: ignored line "
                         f"{_shorten(line.strip())!r} (expected 'key: expression')"
                     )
                     continue
@@ -114,7 +117,7 @@ def _answer_blocks(source: str, warnings: list[str], cell_no: int) -> list[list[
         if current is not None:
             current.append(line[len(indent) :] if line.startswith(indent) else line.lstrip())
     if fence is not None and current is not None:
-        warnings.append(f"markdown cell {cell_no + 1}: an answer block is not closed with {fence}")
+        warnings.append(f"theory cell {cell_no + 1}: an answer block is not closed with {fence}")
         blocks.append(current)
     return blocks
 
@@ -146,25 +149,35 @@ _FUNCTIONS: dict[str, tuple[int, int, Callable[..., sympy.Expr]]] = {
     "max": (2, 8, lambda *a: sympy.Max(*a, evaluate=False)),
 }
 
-# Python float versions of the functions, to bound the size of constant subexpressions.
-_FLOAT_FUNCTIONS: dict[str, Callable[..., float]] = {
-    "sqrt": math.sqrt,
-    "exp": math.exp,
-    "log": lambda a, b=None: math.log(a) if b is None else math.log(a) / math.log(b),
-    "ln": math.log,
-    "sin": math.sin,
-    "cos": math.cos,
-    "tan": math.tan,
-    "asin": math.asin,
-    "acos": math.acos,
-    "atan": math.atan,
-    "sinh": math.sinh,
-    "cosh": math.cosh,
-    "tanh": math.tanh,
-    "gamma": math.gamma,
-    "abs": abs,
-    "min": min,
-    "max": max,
+
+# Complex-valued versions of the functions, used only to bound the size of constant subexpressions.
+def _real_only(fn: Callable[..., float]) -> Callable[..., complex]:
+    def wrapped(*args: complex) -> complex:
+        if any(z.imag for z in args):
+            raise TheoryParseError(f"{fn.__name__}() of a non-real number is not supported")
+        return complex(fn(*(z.real for z in args)))
+
+    return wrapped
+
+
+_APPROX_FUNCTIONS: dict[str, Callable[..., complex]] = {
+    "sqrt": cmath.sqrt,
+    "exp": cmath.exp,
+    "log": lambda a, b=None: cmath.log(a) if b is None else cmath.log(a) / cmath.log(b),
+    "ln": cmath.log,
+    "sin": cmath.sin,
+    "cos": cmath.cos,
+    "tan": cmath.tan,
+    "asin": cmath.asin,
+    "acos": cmath.acos,
+    "atan": cmath.atan,
+    "sinh": cmath.sinh,
+    "cosh": cmath.cosh,
+    "tanh": cmath.tanh,
+    "gamma": _real_only(math.gamma),
+    "abs": lambda a: complex(abs(a)),
+    "min": _real_only(min),
+    "max": _real_only(max),
 }
 
 _CONSTANTS: dict[str, tuple[sympy.Expr, float]] = {
@@ -188,9 +201,7 @@ _ALIASES: dict[str, tuple[str, ...]] = {
     "lam": ("lmbda", "lambda_"),
 }
 
-_UNICODE = str.maketrans(
-    {"−": "-", "–": "-", "×": "*", "·": "*", "⋅": "*", "÷": "/", "∞": " oo ", "π": " pi "}
-)
+_UNICODE = str.maketrans({"−": "-", "–": "-", "×": "*", "·": "*", "⋅": "*", "÷": "/", "∞": " oo ", "π": " pi "})
 
 _GREEK = (
     *("alpha", "beta", "gamma", "delta", "epsilon", "varepsilon", "zeta", "eta", "theta", "vartheta"),
@@ -244,7 +255,7 @@ def parse_expression(text: str, symbols: Iterable[str]) -> sympy.Expr:
     n_nodes = sum(1 for _ in ast.walk(tree))
     if n_nodes > MAX_AST_NODES:
         raise TheoryParseError(f"the expression is too large ({n_nodes} syntax nodes; limit {MAX_AST_NODES})")
-    return _Builder(allowed).build(tree.body, depth=0)[0]
+    return _Builder(allowed).build(tree.body, depth=0).expr
 
 
 def _check_symbols(symbols: Iterable[str]) -> tuple[str, ...]:
@@ -336,10 +347,19 @@ def _log(a: sympy.Expr, base: sympy.Expr | None) -> sympy.Expr:
     )
 
 
-# The builder returns (expression, approx): `approx` is the Python float value of a constant
-# subexpression (None once a symbol is involved). It is how sizes are bounded before sympy sees
-# anything: `9**9**9**9` and `gamma(gamma(100))` are refused here instead of hanging `expand`.
-_Built = tuple[sympy.Expr, float | None]
+@dataclass(frozen=True)
+class _Node:
+    """A built subexpression with what bounds its cost.
+
+    `approx` is the complex value of a constant subexpression (None once a symbol is involved) and
+    `digits` an upper bound on the decimal digits of the exact numbers `sympy.expand` can produce
+    from it. Both are checked before sympy sees the tree: `9**9**9**9`, `gamma(gamma(100))` and
+    `((m*10**300)**1000)**1000` are refused here instead of hanging `expand` later.
+    """
+
+    expr: sympy.Expr
+    approx: complex | None
+    digits: float
 
 
 class _Builder:
@@ -347,11 +367,9 @@ class _Builder:
         self.symbols = {name: sympy.Symbol(name) for name in symbols}
 
     def refuse(self, what: str) -> TheoryParseError:
-        return TheoryParseError(
-            f"{what} is not allowed in an answer; use numbers, + - * / ^, parentheses and names"
-        )
+        return TheoryParseError(f"{what} is not allowed in an answer; use numbers, + - * / ^, parentheses and names")
 
-    def build(self, node: ast.AST, depth: int) -> _Built:
+    def build(self, node: ast.AST, depth: int) -> _Node:
         if depth > MAX_AST_DEPTH:
             raise TheoryParseError(f"the expression is nested too deeply (limit {MAX_AST_DEPTH} levels)")
         if isinstance(node, ast.Constant):
@@ -359,35 +377,37 @@ class _Builder:
         if isinstance(node, ast.Name):
             return self.name(node.id)
         if isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.UAdd | ast.USub):
-            expr, approx = self.build(node.operand, depth + 1)
+            inner = self.build(node.operand, depth + 1)
             if isinstance(node.op, ast.UAdd):
-                return expr, approx
-            return sympy.Mul(sympy.S.NegativeOne, expr, evaluate=False), None if approx is None else -approx
+                return inner
+            expr = sympy.Mul(sympy.S.NegativeOne, inner.expr, evaluate=False)
+            return _Node(expr, None if inner.approx is None else -inner.approx, inner.digits)
         if isinstance(node, ast.BinOp):
             return self.binop(node, depth)
         if isinstance(node, ast.Call):
             return self.call(node, depth)
         raise self.refuse(_describe(node))
 
-    def constant(self, value: object) -> _Built:
+    def constant(self, value: object) -> _Node:
         if isinstance(value, bool) or not isinstance(value, int | float):
             raise self.refuse(f"the literal {_shorten(repr(value), 30)}")
-        if isinstance(value, int):
-            if abs(value) > MAX_MAGNITUDE:
-                raise TheoryParseError(f"the number {_shorten(str(value), 20)} is too large")
-            return sympy.Integer(value), float(value)
-        if not math.isfinite(value) or abs(value) > MAX_MAGNITUDE:
+        # abs() first: math.isfinite(10**400) would raise OverflowError converting to float.
+        if abs(value) > MAX_MAGNITUDE or not math.isfinite(value):
             raise TheoryParseError("a number in the answer is too large")
+        if isinstance(value, int):
+            return _Node(sympy.Integer(value), complex(value), _digits(value))
         # A decimal literal means its decimal value: 0.1 is 1/10, so `0.5` and `1/2` are the same answer.
         frac = Fraction(repr(value))
-        return sympy.Rational(frac.numerator, frac.denominator), value
+        expr = sympy.Rational(frac.numerator, frac.denominator)
+        return _Node(expr, complex(value), _digits(frac.numerator) + _digits(frac.denominator))
 
-    def name(self, name: str) -> _Built:
+    def name(self, name: str) -> _Node:
         for candidate in (name, *_ALIASES.get(name, ())):
             if candidate in self.symbols:
-                return self.symbols[candidate], None
+                return _Node(self.symbols[candidate], None, 1.0)
         if name in _CONSTANTS:
-            return _CONSTANTS[name]
+            expr, value = _CONSTANTS[name]
+            return _Node(expr, complex(value), 1.0)
         if name in _FUNCTIONS:
             raise TheoryParseError(f"{name} is a function; call it with parentheses, e.g. {name}(x)")
         allowed = ", ".join(sorted(self.symbols)) or "(no symbols: the answer is a number)"
@@ -396,25 +416,33 @@ class _Builder:
             f"(constants: pi, e, oo; functions: {', '.join(_FUNCTIONS)})"
         )
 
-    def binop(self, node: ast.BinOp, depth: int) -> _Built:
+    def binop(self, node: ast.BinOp, depth: int) -> _Node:
         op = node.op
         if not isinstance(op, ast.Add | ast.Sub | ast.Mult | ast.Div | ast.Pow):
-            raise self.refuse(f"the operator {type(op).__name__}")
-        (a, ax), (b, bx) = self.build(node.left, depth + 1), self.build(node.right, depth + 1)
-        approx = None if ax is None or bx is None else _float_binop(op, ax, bx)
-        if isinstance(op, ast.Pow) and bx is not None and abs(bx) > MAX_EXPONENT:
-            raise TheoryParseError(f"the exponent {bx:g} is too large (limit {MAX_EXPONENT:g})")
+            raise self.refuse(f"the operator {_OPERATORS.get(type(op), type(op).__name__)}")
+        a, b = self.build(node.left, depth + 1), self.build(node.right, depth + 1)
+        digits = a.digits + b.digits
+        if isinstance(op, ast.Pow) and b.approx is not None:
+            if not abs(b.approx) <= MAX_EXPONENT:  # written so that NaN is refused too
+                raise TheoryParseError(f"the exponent {_show(b.approx)} is too large (limit {MAX_EXPONENT:g})")
+            digits = a.digits * max(1.0, abs(b.approx)) + b.digits
+        if not digits <= MAX_DIGITS:
+            raise TheoryParseError("the numbers in the answer grow too large")
+        approx = None if a.approx is None or b.approx is None else _approx_binop(op, a.approx, b.approx)
+        one = sympy.S.NegativeOne
         if isinstance(op, ast.Add):
-            return sympy.Add(a, b, evaluate=False), approx
-        if isinstance(op, ast.Sub):
-            return sympy.Add(a, sympy.Mul(sympy.S.NegativeOne, b, evaluate=False), evaluate=False), approx
-        if isinstance(op, ast.Mult):
-            return sympy.Mul(a, b, evaluate=False), approx
-        if isinstance(op, ast.Div):
-            return sympy.Mul(a, sympy.Pow(b, sympy.S.NegativeOne, evaluate=False), evaluate=False), approx
-        return sympy.Pow(a, b, evaluate=False), approx
+            expr = sympy.Add(a.expr, b.expr, evaluate=False)
+        elif isinstance(op, ast.Sub):
+            expr = sympy.Add(a.expr, sympy.Mul(one, b.expr, evaluate=False), evaluate=False)
+        elif isinstance(op, ast.Mult):
+            expr = sympy.Mul(a.expr, b.expr, evaluate=False)
+        elif isinstance(op, ast.Div):
+            expr = sympy.Mul(a.expr, sympy.Pow(b.expr, one, evaluate=False), evaluate=False)
+        else:
+            expr = sympy.Pow(a.expr, b.expr, evaluate=False)
+        return _Node(expr, approx, digits)
 
-    def call(self, node: ast.Call, depth: int) -> _Built:
+    def call(self, node: ast.Call, depth: int) -> _Node:
         if not isinstance(node.func, ast.Name):
             raise self.refuse(_describe(node.func))
         name = node.func.id
@@ -428,16 +456,31 @@ class _Builder:
         if not lo <= len(node.args) <= hi:
             want = str(lo) if lo == hi else f"{lo} to {hi}"
             raise TheoryParseError(f"{name}() takes {want} argument(s), got {len(node.args)}")
-        built = [self.build(arg, depth + 1) for arg in node.args]
-        args = [expr for expr, _ in built]
-        approxes = [approx for _, approx in built]
+        args = [self.build(arg, depth + 1) for arg in node.args]
         approx = None
-        if all(x is not None for x in approxes):
-            approx = _float_call(name, approxes)  # type: ignore[arg-type]
-        return make(*args), approx
+        if all(arg.approx is not None for arg in args):
+            approx = _approx_call(name, [arg.approx for arg in args])  # type: ignore[misc]
+        digits = sum(arg.digits for arg in args)
+        if name == "gamma" and approx is not None and cmath.isfinite(approx):  # (n-1)!: ~n log10 n digits
+            digits += abs(approx) * math.log10(abs(approx) + 2)
+        if not digits <= MAX_DIGITS:
+            raise TheoryParseError("the numbers in the answer grow too large")
+        return _Node(make(*(arg.expr for arg in args)), approx, digits)
 
 
-def _float_binop(op: ast.operator, a: float, b: float) -> float:
+_OPERATORS = {ast.Mod: "%", ast.FloorDiv: "//", ast.MatMult: "@", ast.BitAnd: "&", ast.BitOr: "|"}
+_OPERATORS |= {ast.LShift: "<<", ast.RShift: ">>", ast.BitXor: "xor"}
+
+
+def _digits(n: int) -> float:
+    return math.log10(abs(n) + 1) + 1
+
+
+def _show(z: complex) -> str:
+    return f"{z.real:g}" if z.imag == 0 else f"{z:g}"
+
+
+def _approx_binop(op: ast.operator, a: complex, b: complex) -> complex:
     try:
         if isinstance(op, ast.Add):
             value = a + b
@@ -448,8 +491,6 @@ def _float_binop(op: ast.operator, a: float, b: float) -> float:
         elif isinstance(op, ast.Div):
             value = a / b
         else:
-            if abs(b) > MAX_EXPONENT:
-                raise TheoryParseError(f"the exponent {b:g} is too large (limit {MAX_EXPONENT:g})")
             value = a**b
     except ZeroDivisionError:
         raise TheoryParseError("the answer divides by zero") from None
@@ -458,23 +499,23 @@ def _float_binop(op: ast.operator, a: float, b: float) -> float:
     return _bounded(value, a, b)
 
 
-def _float_call(name: str, args: list[float]) -> float:
+def _approx_call(name: str, args: list[complex]) -> complex:
     try:
-        value = _FLOAT_FUNCTIONS[name](*args)
+        value = _APPROX_FUNCTIONS[name](*args)
     except OverflowError:
         raise TheoryParseError(f"{name}() of a number this large is too large") from None
-    except (ValueError, ZeroDivisionError, TypeError):
-        # Outside the real domain (log(-1), sqrt(-2)): not a size problem, leave it to the comparison.
-        return math.nan
+    except (ValueError, ZeroDivisionError):  # a pole or outside the domain: log(0), gamma(0)
+        return complex(math.nan, math.nan)
     return _bounded(value, *args)
 
 
-def _bounded(value: float | complex, *inputs: float) -> float:
-    if isinstance(value, complex):  # (-8)**(1/3) in Python floats
-        return math.nan
-    if math.isinf(value) and not any(math.isinf(x) for x in inputs):
+def _bounded(value: complex, *inputs: complex) -> complex:
+    def infinite(z: complex) -> bool:
+        return math.isinf(z.real) or math.isinf(z.imag)
+
+    if infinite(value) and not any(infinite(z) for z in inputs):
         raise TheoryParseError("a number in the answer is too large")
-    if math.isfinite(value) and abs(value) > MAX_MAGNITUDE:
+    if not infinite(value) and abs(value) > MAX_MAGNITUDE:
         raise TheoryParseError("a number in the answer is too large")
     return value
 
@@ -498,6 +539,7 @@ def _describe(node: ast.AST) -> str:
         ast.Dict: "a dict",
         ast.Set: "a set",
         ast.Starred: "*",
+        ast.UnaryOp: "the operator ~ / not",
     }
     for kind, text in kinds.items():
         if isinstance(node, kind):
@@ -554,6 +596,11 @@ def answers_equivalent(
 
 
 def _symbolically_equal(student: sympy.Expr, key: sympy.Expr) -> bool:
+    """`expand`, then `cancel` if there are denominators, of the difference; False when unsure.
+
+    Both steps are gated by size estimates, since sympy cannot be interrupted: a large expansion,
+    or a rational function of high degree (polynomial gcds), is left to the numerical check.
+    """
     diff = sympy.Add(student, sympy.Mul(sympy.S.NegativeOne, key, evaluate=False), evaluate=False)
     if _expanded_terms(diff) > MAX_EXPANDED_TERMS:
         logger.debug("skipping the symbolic check: expansion too large")
@@ -562,7 +609,10 @@ def _symbolically_equal(student: sympy.Expr, key: sympy.Expr) -> bool:
         expanded = sympy.expand(diff)
         if expanded == 0:
             return True
-        if _expanded_terms(expanded) > MAX_EXPANDED_TERMS or sympy.count_ops(expanded) > 4 * MAX_AST_NODES:
+        powers = [p for p in expanded.atoms(sympy.Pow) if p.exp.is_Integer]
+        if not any(p.exp < 0 for p in powers):
+            return False  # a polynomial in its generators: expand is already canonical
+        if max(abs(int(p.exp)) for p in powers) > MAX_CANCEL_DEGREE or sympy.count_ops(expanded) > 200:
             return False
         return bool(sympy.cancel(sympy.together(expanded)) == 0)
     except (sympy.PolynomialError, TypeError, ValueError, RecursionError, ZeroDivisionError) as exc:
@@ -588,7 +638,8 @@ def _expanded_terms(expr: sympy.Basic) -> float:
             if n > MAX_EXPONENT or not math.isfinite(k):
                 return math.inf
             log_terms = math.lgamma(n + k) - math.lgamma(n + 1) - math.lgamma(k)
-            return max(inner, math.exp(min(log_terms, 700.0)))
+            # Coefficients grow with n too (binomials of n digits): weigh the terms by that.
+            return max(inner, math.exp(min(log_terms, 700.0)) * (1 + n / 8))
         return inner
     # Functions are atoms for the outer expansion; expand(deep=True) still expands their arguments.
     return max((_expanded_terms(arg) for arg in expr.args), default=1.0)

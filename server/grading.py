@@ -21,7 +21,9 @@ if TYPE_CHECKING:
 
 
 class GradeFn(Protocol):
-    def __call__(self, notebook_path: Path, assignment: str) -> Report: ...
+    """Grade one notebook; write the executed notebook to ``executed_path`` when one is given."""
+
+    def __call__(self, notebook_path: Path, assignment: str, *, executed_path: Path | None = None) -> Report: ...
 
 
 class PermanentGradingError(Exception):
@@ -35,7 +37,7 @@ def load_grader(settings: Settings) -> GradeFn:
         fn: GradeFn = getattr(importlib.import_module(module_name), attr or "grade")
         return fn
 
-    def grade(notebook_path: Path, assignment: str) -> Report:
+    def grade(notebook_path: Path, assignment: str, *, executed_path: Path | None = None) -> Report:
         import grader
         from grader.errors import InvalidSubmission
 
@@ -46,6 +48,7 @@ def load_grader(settings: Settings) -> GradeFn:
                 profile=settings.profile,
                 sandbox=settings.sandbox,
                 assignments_dir=settings.assignments_dir,
+                executed_path=executed_path,
             )
         except InvalidSubmission as exc:
             raise PermanentGradingError(str(exc)) from exc

@@ -122,6 +122,8 @@ class Submission(Base):
     size: Mapped[int]
     uploaded_at: Mapped[datetime] = mapped_column(default=utcnow)
     is_late: Mapped[bool] = mapped_column(default=False)
+    # The executed notebook of the latest grading (in the file store), for the TA view.
+    executed_sha256: Mapped[str | None] = mapped_column(String(64))
     # The latest grading report (grader.results.Report as JSON) and when it arrived.
     report: Mapped[dict[str, Any] | None]
     graded_at: Mapped[datetime | None]

@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from grader.results import ItemResult, Report
+from grader.results import ItemResult, ItemStatus, Report
 from server.grading import PermanentGradingError
 
 FAKE_RUBRIC: list[dict[str, Any]] = [
@@ -52,9 +52,22 @@ def make_notebook(*, fraction: float = 1.0, sleep: float = 0.0, tag: str = "", *
     return json.dumps(nb).encode()
 
 
-def fake_grade(notebook_path: Path, assignment: str) -> Report:
+def fake_grade(notebook_path: Path, assignment: str, *, executed_path: Path | None = None) -> Report:
     """Grade against :data:`FAKE_RUBRIC` as the notebook's metadata says."""
     nb = json.loads(Path(notebook_path).read_text())
+    if executed_path is not None:
+        executed = json.loads(json.dumps(nb))
+        executed["cells"].append(
+            {
+                "cell_type": "code",
+                "id": "grader",
+                "metadata": {},
+                "execution_count": 99,
+                "outputs": [{"output_type": "stream", "name": "stdout", "text": "executed by the grader\n"}],
+                "source": "# probes",
+            }
+        )
+        Path(executed_path).write_text(json.dumps(executed))
     opts = nb.get("metadata", {}).get("dgm_fake", {})
     log_path = os.environ.get("DGM_FAKE_LOG")
     if log_path:
@@ -71,7 +84,9 @@ def fake_grade(notebook_path: Path, assignment: str) -> Report:
     for spec in FAKE_RUBRIC:
         manual = spec["kind"] == "manual"
         pts = 0.0 if manual else round(spec["points"] * fraction, 4)
-        status = "pending" if manual else ("passed" if fraction >= 1 else "partial" if fraction > 0 else "failed")
+        status: ItemStatus = (
+            "pending" if manual else ("passed" if fraction >= 1 else "partial" if fraction > 0 else "failed")
+        )
         items.append(
             ItemResult(
                 id=spec["id"],

@@ -106,7 +106,7 @@ class Worker:
                 queue.release(self.db, job=job, worker_id=self.worker_id)
                 log.warning("job %d released on shutdown", job.id)
                 return
-            self._record(job, future)
+            self._record(job, future, notebook)
         finally:
             done.set()
             beat.join(timeout=5)
@@ -125,14 +125,21 @@ class Worker:
 
     def _grade(self, notebook: Path, assignment: str, future: Future[Report]) -> None:
         try:
-            future.set_result(self.grade_fn(notebook, assignment))
+            future.set_result(self.grade_fn(notebook, assignment, executed_path=self._executed_path(notebook)))
         except BaseException as exc:  # handed to the worker thread, which decides about retries
             future.set_exception(exc)
 
-    def _record(self, job: queue.ClaimedJob, future: Future[Report]) -> None:
+    @staticmethod
+    def _executed_path(notebook: Path) -> Path:
+        return notebook.with_name("executed.ipynb")
+
+    def _record(self, job: queue.ClaimedJob, future: Future[Report], notebook: Path) -> None:
         exc = future.exception()
         if exc is None:
-            if queue.complete(self.db, job=job, worker_id=self.worker_id, report=future.result()):
+            executed = self._executed_path(notebook)
+            executed_sha = self.store.put(executed.read_bytes()) if executed.is_file() else None
+            report = future.result()
+            if queue.complete(self.db, job=job, worker_id=self.worker_id, report=report, executed_sha256=executed_sha):
                 self.processed += 1
                 log.info("job %d done", job.id)
             return

@@ -16,12 +16,13 @@ from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 
 from grader.sandbox.cgroups import open_cgroup
-from grader.sandbox.model import Limits, SandboxResult, result_from
+from grader.sandbox.model import CgroupStats, Limits, SandboxResult, result_from
 from grader.sandbox.prepare import (
     HOME,
     chown_tree,
     grader_python,
     python_dirs,
+    resolve_python,
     sandbox_env,
     secret_dirs,
 )
@@ -204,74 +205,60 @@ def run_bwrap(
 ) -> SandboxResult:
     privileged = os.geteuid() == 0
     python = grader_python()
-    argv = [str(python), *argv[1:]] if argv and argv[0] == "python" else list(argv)
-    full_env = sandbox_env(limits, python_bin=str(python.parent), extra=env)
     bpf = seccomp_bpf()
-    uid_context = sandbox_uid() if privileged else contextlib.nullcontext(os.getuid())
-    with uid_context as uid:
+    with contextlib.ExitStack() as stack:
+        uid = stack.enter_context(sandbox_uid() if privileged else contextlib.nullcontext(os.getuid()))
         if privileged:
             chown_tree(job_dir, uid, uid)
+        passwd_fd, group_fd, hosts_fd, *seccomp_fd = stack.enter_context(
+            _data_fds(*_identity_files(uid), *([bpf] if bpf is not None else []))
+        )
         status_r, status_w = os.pipe()
+        stack.callback(os.close, status_r)
         cgroup = open_cgroup(limits)
+        if cgroup is not None:
+            stack.callback(cgroup.remove)
+            stack.callback(cgroup.kill_all)  # callbacks run last-in first-out: kill, then remove
+        cmd = bwrap_command(
+            resolve_python(argv, str(python)),
+            job_dir=job_dir,
+            python_dirs=python_dirs(),
+            hidden_dirs=secret_dirs(),
+            ro_binds=ro_binds,
+            env=sandbox_env(limits, python_bin=str(python.parent), extra=env),
+            tmpfs_bytes=limits.tmpfs_bytes,
+            uid=uid,
+            privileged=privileged,
+            passwd_fd=passwd_fd,
+            group_fd=group_fd,
+            hosts_fd=hosts_fd,
+            status_fd=status_w,
+            seccomp_fd=seccomp_fd[0] if seccomp_fd else None,
+        )
         try:
-            blobs = [*_identity_files(uid), *([bpf] if bpf is not None else [])]
-            with _data_fds(*blobs) as fds:
-                cmd = bwrap_command(
-                    argv,
-                    job_dir=job_dir,
-                    python_dirs=python_dirs(),
-                    hidden_dirs=secret_dirs(),
-                    ro_binds=ro_binds,
-                    env=full_env,
-                    tmpfs_bytes=limits.tmpfs_bytes,
-                    uid=uid,
-                    privileged=privileged,
-                    passwd_fd=fds[0],
-                    group_fd=fds[1],
-                    hosts_fd=fds[2],
-                    status_fd=status_w,
-                    seccomp_fd=fds[3] if bpf is not None else None,
-                )
-                outcome = supervise(
-                    cmd,
-                    cwd=job_dir,
-                    env={"PATH": "/usr/bin:/bin"},
-                    limits=limits,
-                    cgroup=cgroup,
-                    rlimits=rlimits_for(limits, memory_fallback=cgroup is None),
-                    pass_fds=[*fds, status_w],
-                )
-            os.close(status_w)
-            status_w = -1
-            ran = _child_exited(_read_all(status_r))
-            oom = cgroup.oom_killed() if cgroup is not None else False
-            peak = cgroup.peak_memory() if cgroup is not None else None
-            pids_hit = cgroup.pids_limit_hit() if cgroup is not None else False
+            outcome = supervise(
+                cmd,
+                cwd=job_dir,
+                env={"PATH": "/usr/bin:/bin"},
+                limits=limits,
+                cgroup=cgroup,
+                rlimits=rlimits_for(limits, memory_fallback=cgroup is None),
+                pass_fds=[passwd_fd, group_fd, hosts_fd, *seccomp_fd, status_w],
+            )
         finally:
-            os.close(status_r)
-            if status_w >= 0:
-                os.close(status_w)
-            if cgroup is not None:
-                cgroup.kill_all()
-                cgroup.remove()
+            os.close(status_w)
+        ran = _child_exited(_read_all(status_r))
+        stats = cgroup.stats() if cgroup is not None else CgroupStats()
 
     failure = None
     if outcome.start_error:
         failure = outcome.start_error
-    elif not ran and not outcome.timed_out and not oom:
+    elif not ran and not outcome.timed_out and not stats.oom_killed:
         failure = _bwrap_error(outcome.stderr)
     if failure is not None:
         log.error("bwrap failed to start the sandbox: %s", failure)
     return result_from(
-        outcome,
-        limits,
-        backend="bwrap",
-        isolated=True,
-        degraded=cgroup is None,
-        oom_killed=oom,
-        peak_memory_bytes=peak,
-        pids_limit_hit=pids_hit,
-        start_failure=failure,
+        outcome, limits, backend="bwrap", isolated=True, degraded=cgroup is None, stats=stats, start_failure=failure
     )
 
 

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 
-from grader.sandbox.model import Limits
+from grader.sandbox.model import CgroupStats, Limits
 
 log = logging.getLogger(__name__)
 
@@ -262,6 +262,9 @@ class Cgroup:
     def pids_limit_hit(self) -> bool:
         d = self.dirs["unified"] if self.version == 2 else self.dirs["pids"]
         return _read_keyed(d / "pids.events", "max") > 0
+
+    def stats(self) -> CgroupStats:
+        return CgroupStats(self.oom_killed(), self.peak_memory(), self.pids_limit_hit())
 
     def kill_all(self, timeout_s: float = 5.0) -> bool:
         """SIGKILL every process in the cgroup and reap the ones that are our children.

@@ -18,8 +18,8 @@ import subprocess
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-from grader.sandbox.model import Limits, SandboxResult, result_from
-from grader.sandbox.prepare import HOME, chown_tree, sandbox_env
+from grader.sandbox.model import CgroupStats, Limits, SandboxResult, result_from
+from grader.sandbox.prepare import HOME, chown_tree, resolve_python, sandbox_env
 from grader.sandbox.process import supervise
 
 log = logging.getLogger(__name__)
@@ -46,7 +46,7 @@ def docker_command(
     env: Mapping[str, str] = {},
 ) -> list[str]:
     """The `docker run` argv for one job (pure: the same inputs give the same list)."""
-    argv = [IMAGE_PYTHON, *argv[1:]] if argv and argv[0] == "python" else list(argv)
+    argv = resolve_python(argv, IMAGE_PYTHON)
     full_env = sandbox_env(limits, python_bin=str(Path(IMAGE_PYTHON).parent), extra=env)
     cmd = [
         "docker", "run",
@@ -132,5 +132,11 @@ def run_docker(
         log.error("docker failed to start the sandbox: %s", failure)
     # Peak memory and the pids counter are gone with the container; docker cannot report them.
     return result_from(
-        outcome, limits, backend="docker", isolated=True, degraded=False, oom_killed=oom, start_failure=failure
+        outcome,
+        limits,
+        backend="docker",
+        isolated=True,
+        degraded=False,
+        stats=CgroupStats(oom_killed=oom),
+        start_failure=failure,
     )

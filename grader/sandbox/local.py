@@ -13,11 +13,12 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from grader.sandbox.cgroups import open_cgroup
-from grader.sandbox.model import Limits, SandboxResult, result_from
-from grader.sandbox.prepare import HOME, grader_python, sandbox_env
+from grader.sandbox.model import CgroupStats, Limits, SandboxResult, result_from
+from grader.sandbox.prepare import HOME, grader_python, resolve_python, sandbox_env
 from grader.sandbox.process import rlimits_for, supervise
 
 log = logging.getLogger(__name__)
+_warned = False
 
 
 def _translate(value: str, mapping: Mapping[str, str]) -> str:
@@ -35,13 +36,15 @@ def run_none(
     ro_binds: Mapping[str, Path] = {},
     env: Mapping[str, str] = {},
 ) -> SandboxResult:
-    log.warning("running %s WITHOUT a sandbox (backend 'none')", list(argv)[:3])
+    global _warned
+    if not _warned:
+        log.warning("backend 'none': sandboxed programs run WITHOUT isolation in this process")
+        _warned = True
     # Longest prefix first, so /opt/dgm/x wins over /opt/dgm.
     mapping = {HOME: str(job_dir), **{k: str(v) for k, v in ro_binds.items()}}
     mapping = dict(sorted(mapping.items(), key=lambda kv: -len(kv[0])))
     python = grader_python()
-    argv = [str(python), *argv[1:]] if argv and argv[0] == "python" else list(argv)
-    argv = [_translate(a, mapping) for a in argv]
+    argv = [_translate(a, mapping) for a in resolve_python(argv, str(python))]
     full_env = sandbox_env(limits, python_bin=str(python.parent), home=str(job_dir))
     full_env.update({k: _translate(v, mapping) for k, v in env.items()})
 
@@ -55,22 +58,17 @@ def run_none(
             cgroup=cgroup,
             rlimits=rlimits_for(limits, memory_fallback=cgroup is None),
         )
-        oom = cgroup.oom_killed() if cgroup is not None else False
-        peak = cgroup.peak_memory() if cgroup is not None else None
-        pids_hit = cgroup.pids_limit_hit() if cgroup is not None else False
+        stats = cgroup.stats() if cgroup is not None else CgroupStats()
     finally:
         if cgroup is not None:
             cgroup.kill_all()
             cgroup.remove()
-
     return result_from(
         outcome,
         limits,
         backend="none",
         isolated=False,
         degraded=cgroup is None,
-        oom_killed=oom,
-        peak_memory_bytes=peak,
-        pids_limit_hit=pids_hit,
+        stats=stats,
         start_failure=outcome.start_error or None,
     )

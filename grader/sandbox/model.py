@@ -61,6 +61,15 @@ class SandboxResult:
     message: str = ""
 
 
+@dataclass(frozen=True)
+class CgroupStats:
+    """What a run's cgroup counted; the defaults are all a run without a cgroup can tell."""
+
+    oom_killed: bool = False
+    peak_memory_bytes: int | None = None
+    pids_limit_hit: bool = False
+
+
 @dataclass
 class Outcome:
     """What the host saw of one process, before interpretation."""
@@ -138,9 +147,7 @@ def result_from(
     backend: str,
     isolated: bool,
     degraded: bool,
-    oom_killed: bool = False,
-    peak_memory_bytes: int | None = None,
-    pids_limit_hit: bool = False,
+    stats: CgroupStats = CgroupStats(),
     start_failure: str | None = None,
 ) -> SandboxResult:
     """The result of a run; `start_failure` (why the backend never started the program) wins."""
@@ -151,7 +158,7 @@ def result_from(
     else:
         reason, signame, message = classify(
             timed_out=outcome.timed_out,
-            oom_killed=oom_killed,
+            oom_killed=stats.oom_killed,
             returncode=outcome.returncode,
             limits=limits,
             cpu_time_s=outcome.cpu_time_s,
@@ -163,8 +170,8 @@ def result_from(
         # After a timeout the status is that of our own SIGKILL, not the program's.
         exit_code=None if reason == "timeout" else outcome.returncode,
         duration_s=outcome.duration_s,
-        peak_memory_bytes=peak_memory_bytes,
-        pids_limit_hit=pids_limit_hit,
+        peak_memory_bytes=stats.peak_memory_bytes,
+        pids_limit_hit=stats.pids_limit_hit,
         stdout=outcome.stdout,
         stderr=outcome.stderr,
         backend=backend,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import os
 import sys
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from grader.sandbox.model import Limits
@@ -46,6 +46,11 @@ def chown_tree(root: Path, uid: int, gid: int) -> None:
 def grader_python() -> Path:
     """The interpreter `python` means for the bwrap and none backends: the grader's own venv's."""
     return Path(sys.executable)
+
+
+def resolve_python(argv: Sequence[str], python: str) -> list[str]:
+    """`argv` with a leading "python" replaced by the sandbox's interpreter."""
+    return [python, *argv[1:]] if argv and argv[0] == "python" else list(argv)
 
 
 def python_dirs() -> list[Path]:

@@ -119,9 +119,9 @@ def login(
     else:
         user = users.authenticate(session, username=username, password=password, passwords=ctx.passwords)
         if user is not None:
-            response = RedirectResponse(_safe_next(next), status_code=303)
-            _set_session(response, ctx, ctx.signer.new(user.id))  # a fresh session: no fixation
-            return response
+            redirect = RedirectResponse(_safe_next(next), status_code=303)
+            _set_session(redirect, ctx, ctx.signer.new(user.id))  # a fresh session: no fixation
+            return redirect
         error = "Wrong username or password."
     data = ctx.signer.new(None)
     response = TEMPLATES.TemplateResponse(
@@ -172,8 +172,10 @@ def student_home(request: Request, auth: Auth, course: CourseDep, session: Sessi
 
 def _submission_context(session: Session, sub_id: int, auth: PageAuth, ctx: AppContext) -> dict[str, Any]:
     sub = submissions.get_submission(session, submission_id=sub_id, viewer=auth.user)
+    executed = sub.executed_sha256 is not None
     try:
-        nb_html = render.notebook(submissions.get_file(ctx.store, sub))
+        data = ctx.store.read(sub.executed_sha256) if sub.executed_sha256 else submissions.get_file(ctx.store, sub)
+        nb_html = render.notebook(data)
     except Exception:
         nb_html = None
     total = sum(i.points or 0.0 for i in sub.items) if sub.graded_at else None
@@ -184,6 +186,7 @@ def _submission_context(session: Session, sub_id: int, auth: PageAuth, ctx: AppC
         "total": total,
         "max_total": sum(i.max_points for i in sub.items),
         "notebook_html": nb_html,
+        "executed": executed,
         "has_full_report": sub.report is not None and _report_renderer() is not None,
         "markdown": render.markdown,
     }

@@ -130,7 +130,9 @@ def _finish(s: Session, *, job_id: int, worker_id: str, **values: object) -> boo
     return result.rowcount == 1  # type: ignore[attr-defined]
 
 
-def complete(db: Database, *, job: ClaimedJob, worker_id: str, report: Report) -> bool:
+def complete(
+    db: Database, *, job: ClaimedJob, worker_id: str, report: Report, executed_sha256: str | None = None
+) -> bool:
     """Write the scores and mark the job done, in one transaction; False if the lease was lost."""
     now = utcnow()
     with db.session() as s:
@@ -154,6 +156,7 @@ def complete(db: Database, *, job: ClaimedJob, worker_id: str, report: Report) -
         write_scores(s, submission=sub, report=report, actor=f"worker:{worker_id}", reason=job.reason)
         sub.graded_at = now
         sub.error = None
+        sub.executed_sha256 = executed_sha256
     return True
 
 

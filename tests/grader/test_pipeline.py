@@ -1,7 +1,6 @@
 """The whole pipeline on the toy assignment, in the real sandbox and without one."""
 
 import json
-import shutil
 from pathlib import Path
 
 import nbformat
@@ -53,23 +52,26 @@ def test_crashing_probe_costs_only_its_items(toy):
 
 
 def test_student_cannot_write_their_own_results(toy):
-    cheat = ("import json, os\ndef square(x):\n    return x * x\n"
-             "os.makedirs('out', exist_ok=True)\n"
-             "json.dump({'probes': {'fit': {'status': 'ok'}}}, open('out/probes.json', 'w'))\n")
-    report = grade(with_cell("square", cheat), toy, sandbox="bwrap")
-    # the harness overwrites probes.json and the host recomputes everything from tensors
-    assert {i.id: i.status for i in report.items}["fit_loss"] == "failed"
+    cheat = (
+        "import json, os, torch\nfrom safetensors.torch import save_file\nLine = None\n"
+        "os.makedirs('out', exist_ok=True)\n"
+        "save_file({'fit/losses': torch.zeros(50)}, 'out/outputs.safetensors')\n"
+        "json.dump({'probes': {'fit': {'status': 'ok'}}}, open('out/probes.json', 'w'))\n"
+    )
+    report = grade(with_cell("line", cheat), toy, sandbox="bwrap")
+    # the harness rewrites both files after every probe: the forged "fit" result does not survive
+    by_id = {i.id: i for i in report.items}
+    assert by_id["fit_loss"].status == "failed"
+    assert "TypeError" in by_id["fit_loss"].message
 
 
-def test_timeout_in_one_cell_is_reported_and_the_rest_still_grades(toy, tmp_path):
-    assignment = tmp_path / "toy"
-    shutil.copytree(TOY, assignment)
-    rubric = (assignment / "rubric.yaml").read_text().replace("cell_timeout_s: 10", "cell_timeout_s: 2")
-    (assignment / "rubric.yaml").write_text(rubric)
+def test_timeout_in_one_cell_is_reported_and_the_rest_still_grades(toy):
     looping = with_cell("line", "import time\nwhile True:\n    time.sleep(0.1)")
-    report = grade(looping, load_assignment(assignment), sandbox="bwrap")
-    assert any("cell 'line': timeout" in w for w in report.warnings)
-    assert {i.id: i.status for i in report.items}["square"] == "passed"
+    report = grade(looping, toy, sandbox="bwrap")
+    assert "cell 'line': timeout: exceeded 10 s and was interrupted" in report.warnings
+    statuses = {i.id: i.status for i in report.items}
+    assert statuses["square"] == "passed"
+    assert statuses["fit_loss"] == "failed"
 
 
 def test_malformed_notebook_is_rejected(toy):

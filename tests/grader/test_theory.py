@@ -17,9 +17,7 @@ EPS_M = ["eps", "m"]
 
 
 def equivalent(a: str, b: str, symbols: list[str], **kwargs: object) -> bool:
-    return answers_equivalent(
-        parse_expression(a, symbols), parse_expression(b, symbols), symbols=symbols, **kwargs
-    )
+    return answers_equivalent(parse_expression(a, symbols), parse_expression(b, symbols), symbols=symbols, **kwargs)
 
 
 # --------------------------------------------------------------------------- extraction
@@ -183,6 +181,12 @@ HOSTILE = [
     "10**400",
     "1e400",
     "gamma(gamma(100))",
+    "gamma(sqrt(-1))",
+    "((m*10**300)**1000)**1000",
+    "((sqrt(-1)*10**300)**1000)**1000",
+    "((10**-300)**1000)**1000",
+    "(((2**1000)**1000)**1000)",
+    "m**(2**1001)",
     "exp(exp(exp(10)))",
     "1/0",
     "7" * 400,

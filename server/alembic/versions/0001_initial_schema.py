@@ -136,6 +136,7 @@ def upgrade() -> None:
         sa.Column("size", sa.Integer(), nullable=False),
         sa.Column("uploaded_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("is_late", sa.Boolean(), nullable=False),
+        sa.Column("executed_sha256", sa.String(length=64), nullable=True),
         sa.Column("report", sa.JSON(), nullable=True),
         sa.Column("graded_at", sa.DateTime(timezone=True), nullable=True),
         sa.Column("error", sa.Text(), nullable=True),

@@ -9,8 +9,13 @@ import json
 import os
 import resource
 import secrets
+import shutil
 import socket
+import subprocess
+import sys
+import tempfile
 import textwrap
+import time
 from pathlib import Path
 
 import numpy
@@ -381,3 +386,99 @@ def test_none_backend_runs_unisolated_with_paths_mapped(job: Path, tmp_path: Pat
     assert (result.reason, result.isolated, result.backend) == ("ok", False, "none")
     assert result.stdout == "hello True\n"
     assert result.message == "exited normally (not sandboxed)"
+
+
+def test_killing_the_grader_takes_the_sandbox_down(job: Path) -> None:
+    token = f"{secrets.randbelow(10**6)}.{secrets.randbelow(10**6)}"
+    script = textwrap.dedent(
+        f"""
+        from pathlib import Path
+        from grader.sandbox import Limits, run
+        run(["python", "-c", "import subprocess; subprocess.run(['sleep', '{token}'])"],
+            Path("{job}"), Limits(wall_s=60), backend="bwrap")
+        """
+    )
+    grader_proc = subprocess.Popen([sys.executable, "-c", script])
+    deadline = time.monotonic() + 10
+    while not processes_with(token) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert processes_with(token), "the sandboxed sleep never started"
+    grader_proc.kill()
+    grader_proc.wait()
+    deadline = time.monotonic() + 3
+    while processes_with(token) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert processes_with(token) == []
+
+
+@pytest.mark.skipif(os.geteuid() != 0 or not Path("/usr/bin/python3").exists(), reason="needs root to switch user")
+def test_unprivileged_variant_isolates_too() -> None:
+    """What a non-root grader would run: bwrap's own user namespace, no setpriv uid switch."""
+    job = Path(tempfile.mkdtemp(prefix="dgm-sbx-userns-"))  # pytest's tmp dirs are root-only
+    os.chown(job, 65534, 65534)
+    code = (
+        "import os, json; s = open('/proc/self/status').read(); "
+        "print(json.dumps([os.getuid(), os.listdir('/'), 'NoNewPrivs:\\t1' in s, 'CapEff:\\t' + '0' * 16 in s]))"
+    )
+    try:
+        with bwrap_module._data_fds(*bwrap_module._identity_files(65534)) as fds:
+            r, w = os.pipe()
+            cmd = bwrap_module.bwrap_command(
+                ["/usr/bin/python3", "-c", code],
+                job_dir=job,
+                python_dirs=[],
+                env={"HOME": "/home/student"},
+                tmpfs_bytes=2**24,
+                uid=65534,
+                privileged=False,
+                passwd_fd=fds[0],
+                group_fd=fds[1],
+                hosts_fd=fds[2],
+                status_fd=w,
+                seccomp_fd=None,
+            )
+            drop = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "--"]
+            done = subprocess.run(drop + cmd, pass_fds=[*fds, w], capture_output=True, text=True, timeout=30)
+            os.close(w)
+            os.close(r)
+    finally:
+        shutil.rmtree(job)
+    assert done.returncode == 0, done.stderr
+    uid, root, nnp, no_caps = json.loads(done.stdout)
+    assert uid == 65534 and nnp and no_caps
+    assert "work" not in root and "root" not in root
+
+
+def test_bad_arguments_are_our_error_not_a_result(job: Path, tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="job_dir"):
+        run(["true"], tmp_path / "missing", Limits(), backend="bwrap")
+    with pytest.raises(ValueError, match="ro_binds"):
+        run(["true"], job, Limits(), backend="bwrap", ro_binds={"/home/student": tmp_path})
+    with pytest.raises(ValueError, match="ro_binds"):
+        run(["true"], job, Limits(), backend="bwrap", ro_binds={"/opt/x": tmp_path / "missing"})
+
+
+def test_without_cgroups_rlimits_still_bound_memory_and_processes(job: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(bwrap_module, "open_cgroup", lambda limits: None)
+    bomb = py(job, "x = [bytearray(32 << 20) for _ in range(64)]", memory_bytes=128 * MIB)
+    assert (bomb.degraded, bomb.reason, bomb.peak_memory_bytes) == (True, "exit", None)
+    assert "MemoryError" in bomb.stderr  # RLIMIT_AS (3x the limit) instead of the OOM killer
+    forks = py(
+        job,
+        """
+        import os, time
+        children = 0
+        try:
+            while children < 100:
+                if os.fork() == 0:
+                    time.sleep(5)
+                    os._exit(0)
+                children += 1
+        except OSError:
+            pass
+        print(children, flush=True)
+        os._exit(0)
+        """,
+        pids=16,
+    )
+    assert forks.reason == "ok" and int(forks.stdout) < 16  # RLIMIT_NPROC on the run's own uid

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from grader.errors import SandboxUnavailable
 from grader.sandbox.bwrap import bwrap_command
 from grader.sandbox.model import Limits, classify
 from grader.sandbox.prepare import secret_dirs
@@ -90,6 +91,12 @@ def test_concurrent_runs_get_distinct_uids(tmp_path: Path) -> None:
         with sandbox_uid(base=70000, slots=3, directory=tmp_path) as d:
             seen.add(d)
     assert seen <= {70000, 70001, 70002}
+
+
+def test_no_free_uid_slot_is_an_error_after_waiting(tmp_path: Path) -> None:
+    busy = sandbox_uid(base=70000, slots=1, directory=tmp_path, wait_s=0.2)
+    with sandbox_uid(base=70000, slots=1, directory=tmp_path), pytest.raises(SandboxUnavailable, match="all 1"):
+        busy.__enter__()
 
 
 def test_bwrap_command_is_an_allow_list(tmp_path: Path) -> None:
