@@ -55,10 +55,8 @@ def execute(notebook: NotebookNode, assignment: Assignment, *, profile: str, see
     if assignment.probes_path.exists():
         shutil.copy(assignment.probes_path, opt / "probes.py")
 
-    # Without a mount namespace ("none") the runner is run from where it lies on the host.
-    runner_dir = str(opt) if backend == "none" else "/opt/dgm"
     return sandbox.run(
-        ["python", f"{runner_dir}/run_notebook.py"],
+        ["python", "/opt/dgm/run_notebook.py"],
         job,
         sandbox.Limits(wall_s=limits.wall_s, memory_bytes=limits.memory_mb * 2**20, pids=limits.pids,
                        cpus=limits.cpus),

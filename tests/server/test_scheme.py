@@ -22,8 +22,8 @@ def test_thirteen_point_scheme_totals() -> None:
 
 
 def test_float_sums_do_not_fall_below_a_step() -> None:
-    # 240 tenths are 24 points, but the float sum is 23.99999999999996.
-    total = sum([0.1] * 240)
+    # 120 fifths are 24 points, but the float sum is 23.999999999999947.
+    total = sum([0.2] * 120)
     assert total < 24
     assert THIRTEEN_POINT.final_grade(total) == 1
 
