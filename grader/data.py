@@ -48,12 +48,13 @@ _MOONS_SEED = 0
 _MOONS_TOTAL = 6250  # 5000 train + 1250 test (80/20)
 _TRAIN_FRACTION = 0.8
 
-# `patches`: 32x32 windows on a stride-8 grid of each photo, 2x2-average-pooled to 16x16 (7700 patches). The pooling keeps a
-# CIFAR-like amount of scene per patch (a 16x16 crop at full resolution is mostly flat texture) while
-# staying small enough for seconds-long CPU training; 8x8 would leave too little structure for a
-# convolutional generator or the feature classifier. Label = source photo x quadrant of the photo
+# `patches`: 32x32 windows on a stride-8 grid of each photo, 2x2-average-pooled to 16x16 (7700 patches).
+# The pooling keeps a CIFAR-like amount of scene per patch (a 16x16 crop at full resolution is mostly flat
+# texture) while staying small enough for seconds-long CPU training; 8x8 would leave too little structure
+# for a convolutional generator or the feature classifier. Label = source photo x quadrant of the photo
 # (2 x 4 = 8 classes: sky/roof/trees/temple for china.jpg, petals/background for flower.jpg), so the
-# classifier extractor has meaningful classes.
+# classifier extractor has meaningful classes. Windows overlap, so train and test patches share pixels:
+# fine for generative models and FD, which compare distributions, not memorisation.
 PATCH_SIZE = 16
 _PATCH_WINDOW = 32
 _PATCH_STRIDE = 8
@@ -127,7 +128,7 @@ def load_dataset(
 def _split_indices(n: int, split: str, seed: int = _SPLIT_SEED) -> np.ndarray:
     """Deterministic 80/20 split: a seeded permutation, first 80% train, rest test (each sorted)."""
     order = np.random.default_rng(seed).permutation(n)
-    cut = int(round(_TRAIN_FRACTION * n))
+    cut = round(_TRAIN_FRACTION * n)
     return np.sort(order[:cut] if split == "train" else order[cut:])
 
 
@@ -193,8 +194,7 @@ def _resolve_dir(data_dir: Path | None, name: str) -> Path:
 
 def _missing(name: str, data_dir: Path, what: str) -> FileNotFoundError:
     return FileNotFoundError(
-        f"{name}: {what} not found in {data_dir}; download it with "
-        f"`dgm-grader data download {name} --dir {data_dir}`"
+        f"{name}: {what} not found in {data_dir}; download it with `dgm-grader data download {name} --dir {data_dir}`"
     )
 
 

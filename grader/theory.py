@@ -2,10 +2,10 @@
 
 A student's answer is an untrusted string. It is never given to `eval`, `exec`, `sympify` or
 `parse_expr`: `parse_expression` reads it with `ast.parse(mode="eval")` and builds the sympy tree
-itself from a short whitelist of node types, names and functions, so whatever reaches sympy (and,
-later, `sympy.lambdify`) is a tree made of our own constructors. Every step is bounded (text length,
-AST size and depth, exponent and number sizes) so a hostile answer fails fast instead of hanging the
-host.
+itself, unevaluated, from a short whitelist of node types, names and functions. Every step is
+bounded so that a hostile answer fails fast instead of hanging the host: text length, AST size and
+depth, exponent and number sizes at parse time; the comparison evaluates numbers with our own tree
+walker (no code generation) and runs sympy's symbolic step in a worker process with a timeout.
 
 Answers live in fenced blocks of a `theory` markdown cell (see docs/internals.md):
 
@@ -17,15 +17,22 @@ Answers live in fenced blocks of a `theory` markdown cell (see docs/internals.md
 from __future__ import annotations
 
 import ast
+import atexit
 import cmath
 import logging
 import math
+import multiprocessing
+import pickle
+import random
 import re
+import threading
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from fractions import Fraction
+from multiprocessing.connection import Connection
+from multiprocessing.context import ForkContext, SpawnContext
+from multiprocessing.process import BaseProcess
 
-import numpy as np
 import sympy
 
 from grader.errors import AssignmentError, GraderError
@@ -42,6 +49,7 @@ MAX_EXPANDED_TERMS = 500
 MAX_CANCEL_DEGREE = 24
 DEFAULT_DOMAIN = (0.1, 0.9)
 N_POINTS = 16
+SYMBOLIC_TIMEOUT_S = 5.0
 
 _KEY = re.compile(r"[A-Za-z][A-Za-z0-9_]*")
 _ANSWER_LINE = re.compile(r"^\s*(?P<key>[A-Za-z][A-Za-z0-9_]*)\s*[:=]\s*(?P<value>.*?)\s*$")
@@ -339,7 +347,7 @@ def _latex_group(text: str, i: int) -> tuple[str, int]:
 def _log(a: sympy.Expr, base: sympy.Expr | None) -> sympy.Expr:
     if base is None:
         return sympy.log(a, evaluate=False)
-    # log_b(a) = ln a / ln b, kept as a plain quotient so expand/lambdify treat it like any other.
+    # log_b(a) = ln a / ln b, kept as a plain quotient so that expand and _evaluate need no 2-arg log.
     return sympy.Mul(
         sympy.log(a, evaluate=False),
         sympy.Pow(sympy.log(base, evaluate=False), -1, evaluate=False),
@@ -559,54 +567,61 @@ def answers_equivalent(
     domain: Mapping[str, tuple[float, float]] | None = None,
     n_points: int = N_POINTS,
     seed: int = 0,
+    timeout_s: float | None = SYMBOLIC_TIMEOUT_S,
 ) -> bool:
     """Whether two parsed answers denote the same function of `symbols`.
 
-    First a bounded symbolic check (expand, then cancel, of the difference; skipped when the
-    expansion would be large, since sympy has no time limit), then a numerical one: both sides at
-    `n_points` seeded random points of `domain` (default `DEFAULT_DOMAIN` per symbol) must agree
-    within `rtol`. Symbols whose domain lies in (0, inf) are treated as positive. Answers containing
-    an infinity compare exactly.
+    Symbolically equal (expand, then cancel, of the difference; symbols whose domain lies in
+    (0, inf) are taken positive) or numerically equal: both sides evaluated at `n_points` seeded
+    random points of `domain` (default `DEFAULT_DOMAIN` per symbol) agree within `rtol`, with
+    infinities compared exactly (`oo` equals only `oo`).
+
+    sympy evaluates while it simplifies and cannot be interrupted, and a crafted constant (nested
+    radicals that cancel, `3**(1e-300)`) can send its assumption system into minimal-polynomial
+    computations that never end. So the symbolic step runs in a worker process killed after
+    `timeout_s` seconds (None: in this process, for trusted expressions), and the numerical step
+    walks the unevaluated tree with Python's complex arithmetic (`_evaluate`), which always ends.
     """
     names = _check_symbols(symbols)
     bounds: dict[str, tuple[float, float]] = {}
     for name in names:
         lo, hi = (domain or {}).get(name, DEFAULT_DOMAIN)
-        bounds[name] = (float(lo), float(hi))
-    for name, (lo, hi) in bounds.items():
         if not (math.isfinite(lo) and math.isfinite(hi) and lo <= hi):
             raise AssignmentError(f"domain of {name} must be a finite interval lo <= hi, got {(lo, hi)}")
-    plain = {name: sympy.Symbol(name) for name in names}
-    typed = {
-        name: sympy.Symbol(name, positive=True) if lo > 0 else sympy.Symbol(name, real=True)
-        for name, (lo, hi) in bounds.items()
-    }
-    subs = {plain[name]: typed[name] for name in names}
-    student, key = student.xreplace(subs), key.xreplace(subs)
-    extra = (student.free_symbols | key.free_symbols) - set(typed.values())
+        bounds[name] = (float(lo), float(hi))
+    extra = {str(s) for s in student.free_symbols | key.free_symbols} - set(names)
     if extra:
-        raise AssignmentError(f"expressions use symbols outside {list(names)}: {sorted(map(str, extra))}")
+        raise AssignmentError(f"expressions use symbols outside {list(names)}: {sorted(extra)}")
 
-    infinities = (sympy.oo, -sympy.oo, sympy.zoo, sympy.nan)
-    if student.has(*infinities) or key.has(*infinities):
-        return bool(student.doit() == key.doit())
-    if _symbolically_equal(student, key):
-        return True
-    return _numerically_equal(student, key, [typed[n] for n in names], bounds, rtol, n_points, seed)
+    symbolic: bool | None
+    if not _worth_a_symbolic_check(student, key):
+        symbolic = False
+    elif timeout_s is None:
+        symbolic = _symbolically_equal(student, key, bounds)
+    else:
+        symbolic = _WORKER.call((student, key, bounds), timeout_s)
+    return bool(symbolic) or _numerically_equal(student, key, names, bounds, rtol, n_points, seed)
 
 
-def _symbolically_equal(student: sympy.Expr, key: sympy.Expr) -> bool:
+def _symbolically_equal(student: sympy.Expr, key: sympy.Expr, bounds: Mapping[str, tuple[float, float]]) -> bool:
     """`expand`, then `cancel` if there are denominators, of the difference; False when unsure.
 
-    Both steps are gated by size estimates, since sympy cannot be interrupted: a large expansion,
-    or a rational function of high degree (polynomial gcds), is left to the numerical check.
+    Both steps are gated by size estimates as well (a large expansion, or a rational function of
+    high degree, whose polynomial gcds are slow, is left to the numerical check).
     """
+    infinities = (sympy.oo, -sympy.oo, sympy.zoo, sympy.nan)
+    if student.has(*infinities) or key.has(*infinities):
+        return False  # compared exactly by the numerical check
     diff = sympy.Add(student, sympy.Mul(sympy.S.NegativeOne, key, evaluate=False), evaluate=False)
     if _expanded_terms(diff) > MAX_EXPANDED_TERMS:
         logger.debug("skipping the symbolic check: expansion too large")
         return False
+    typed = {
+        sympy.Symbol(name): sympy.Symbol(name, positive=True) if lo > 0 else sympy.Symbol(name, real=True)
+        for name, (lo, _) in bounds.items()
+    }
     try:
-        expanded = sympy.expand(diff)
+        expanded = sympy.expand(diff.xreplace(typed))
         if expanded == 0:
             return True
         powers = [p for p in expanded.atoms(sympy.Pow) if p.exp.is_Integer]
@@ -620,8 +635,17 @@ def _symbolically_equal(student: sympy.Expr, key: sympy.Expr) -> bool:
         return False
 
 
+def _worth_a_symbolic_check(student: sympy.Expr, key: sympy.Expr) -> bool:
+    """Cheap checks on the unevaluated trees, so that hopeless cases do not wait for the timeout."""
+    diff = sympy.Add(student, sympy.Mul(sympy.S.NegativeOne, key, evaluate=False), evaluate=False)
+    if _expanded_terms(diff) > MAX_EXPANDED_TERMS:
+        return False
+    # Huge exact constants (from 1e300 or 10**-300) make sympy's evaluation crawl; numbers do fine.
+    return all(max(abs(int(r.p)), int(r.q)) < 10**30 for r in diff.atoms(sympy.Rational))
+
+
 def _expanded_terms(expr: sympy.Basic) -> float:
-    """An upper estimate of the number of terms `sympy.expand(expr)` produces."""
+    """An upper estimate of the size of `sympy.expand(expr)`: its terms, weighed by exponent size."""
     if expr.is_Atom:
         return 1.0
     if isinstance(expr, sympy.Add):
@@ -648,44 +672,183 @@ def _expanded_terms(expr: sympy.Basic) -> float:
 def _numerically_equal(
     student: sympy.Expr,
     key: sympy.Expr,
-    variables: list[sympy.Symbol],
+    names: tuple[str, ...],
     bounds: Mapping[str, tuple[float, float]],
     rtol: float,
     n_points: int,
     seed: int,
 ) -> bool:
-    # Both trees were built by `parse_expression` from whitelisted nodes, so the code lambdify
-    # generates only calls numpy/scipy functions from that whitelist.
-    modules = ["scipy", "numpy"]
-    f_student = sympy.lambdify(variables, student, modules=modules)
-    f_key = sympy.lambdify(variables, key, modules=modules)
-    rng = np.random.default_rng(seed)
-    n = n_points if variables else 1
-    points = [[rng.uniform(*bounds[v.name]) for v in variables] for _ in range(n)]
-    got, want = np.empty(n), np.empty(n)
-    with np.errstate(all="ignore"):
-        for i, point in enumerate(points):
-            got[i], want[i] = _real(f_student, point), _real(f_key, point)
-    finite = np.isfinite(got) & np.isfinite(want)
-    same_nonfinite = (got == want) | (np.isnan(got) & np.isnan(want))
-    if not np.all(finite | same_nonfinite):
+    rng = random.Random(seed)
+    variables = [sympy.Symbol(name) for name in names]
+    pairs = []
+    for _ in range(n_points if variables else 1):
+        env = {v: complex(rng.uniform(*bounds[v.name])) for v in variables}
+        pairs.append((_evaluate(student, env), _evaluate(key, env)))
+    finite = [(g, w) for g, w in pairs if cmath.isfinite(g) and cmath.isfinite(w)]
+    for g, w in pairs:
+        if (g, w) in finite or (cmath.isnan(g) and cmath.isnan(w)):
+            continue  # undefined on both sides at this point (a pole, an overflow): no evidence
+        if g != w:
+            return False  # one side infinite or undefined where the other is not, or another infinity
+    if not finite:
+        # Only infinities left: equal if they matched exactly at a point where both were defined.
+        return any(not cmath.isnan(g) for g, _ in pairs) and not variables
+    if len(finite) < max(1, len(pairs) // 2):
+        logger.debug("numeric check: only %d of %d points are finite", len(finite), len(pairs))
         return False
-    if finite.sum() < max(1, n // 2):
-        logger.debug("numeric check: only %d of %d points are finite", finite.sum(), n)
-        return False
-    g, w = got[finite], want[finite]
-    floor = 1e-9 * float(np.max(np.abs(w)))  # so that values at a zero of the key compare sensibly
-    return bool(np.all(np.abs(g - w) <= rtol * np.maximum(np.maximum(np.abs(g), np.abs(w)), floor)))
+    floor = 1e-9 * max(abs(w) for _, w in finite)  # so that values at a zero of the key compare sensibly
+    return all(abs(g - w) <= rtol * max(abs(g), abs(w), floor) for g, w in finite)
 
 
-def _real(fn: Callable[..., complex], point: list[float]) -> float:
+_NAN = complex(math.nan, math.nan)
+
+
+def _real_function(fn: Callable[..., float]) -> Callable[..., complex]:
+    def wrapped(*args: complex) -> complex:
+        if any(z.imag for z in args):
+            return _NAN
+        return complex(fn(*(z.real for z in args)))
+
+    return wrapped
+
+
+_EVAL_FUNCTIONS: dict[type, Callable[..., complex]] = {
+    sympy.exp: cmath.exp,
+    sympy.log: cmath.log,
+    sympy.sin: cmath.sin,
+    sympy.cos: cmath.cos,
+    sympy.tan: cmath.tan,
+    sympy.asin: cmath.asin,
+    sympy.acos: cmath.acos,
+    sympy.atan: cmath.atan,
+    sympy.sinh: cmath.sinh,
+    sympy.cosh: cmath.cosh,
+    sympy.tanh: cmath.tanh,
+    sympy.gamma: _real_function(math.gamma),
+    sympy.Abs: lambda z: complex(abs(z)),
+    sympy.Min: _real_function(min),
+    sympy.Max: _real_function(max),
+}
+
+
+def _evaluate(expr: sympy.Basic, env: Mapping[sympy.Symbol, complex]) -> complex:
+    """The value of a parsed expression at a point, with Python complex arithmetic.
+
+    Walks the tree that `parse_expression` built (no code generation, no sympy evaluation, so no
+    assumption queries); overflow, poles and domain errors give NaN. Infinities stay infinite.
+    """
     try:
-        value = complex(fn(*point))
-    except (ValueError, TypeError, ZeroDivisionError, OverflowError, ArithmeticError):
-        return math.nan
-    if abs(value.imag) > 1e-12 * max(1.0, abs(value.real)):
-        return math.nan
-    return value.real
+        return _eval_node(expr, env)
+    except (OverflowError, ZeroDivisionError, ValueError):
+        return _NAN
+
+
+def _eval_node(expr: sympy.Basic, env: Mapping[sympy.Symbol, complex]) -> complex:
+    if isinstance(expr, sympy.Symbol):
+        return env[expr]
+    if expr is sympy.S.Infinity:
+        return complex(math.inf, 0)
+    if expr is sympy.S.NegativeInfinity:
+        return complex(-math.inf, 0)
+    if expr is sympy.S.Pi:
+        return complex(math.pi)
+    if expr is sympy.S.Exp1:
+        return complex(math.e)
+    if isinstance(expr, sympy.Rational):
+        return complex(float(Fraction(int(expr.p), int(expr.q))))
+    if isinstance(expr, sympy.Float):
+        return complex(float(expr))
+    args = [_eval_node(arg, env) for arg in expr.args]
+    if isinstance(expr, sympy.Add):
+        return sum(args, complex(0))
+    if isinstance(expr, sympy.Mul):
+        return math.prod(args, start=complex(1))
+    if isinstance(expr, sympy.Pow):
+        base, exponent = args
+        if exponent.imag == 0 and exponent.real == int(exponent.real) and abs(exponent.real) <= MAX_EXPONENT:
+            return base ** int(exponent.real)  # exact integer powers, also of negative bases
+        return base**exponent
+    fn = _EVAL_FUNCTIONS.get(type(expr))
+    if fn is None:
+        return _NAN  # zoo, nan, or a node this parser never builds
+    return fn(*args)
+
+
+class _SymbolicWorker:
+    """A long-lived child process that runs `_symbolically_equal`, killed when it overruns.
+
+    One per host process, forked on first use and reused, so its sympy caches stay warm; a call
+    that overruns its timeout kills it, and the next call starts a fresh one. Calls from several
+    threads are serialised.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._proc: BaseProcess | None = None
+        self._conn: Connection | None = None
+
+    def call(self, args: tuple[object, ...], timeout_s: float) -> bool | None:
+        with self._lock:
+            try:
+                conn = self._connection()
+                conn.send_bytes(pickle.dumps(args))
+                if conn.poll(timeout_s):
+                    return bool(conn.recv())
+                logger.warning("symbolic comparison overran %.1f s; its process is killed", timeout_s)
+            except (OSError, EOFError, ValueError, AssertionError) as exc:
+                # AssertionError: multiprocessing refuses children of daemonic processes.
+                logger.warning("symbolic comparison process failed: %s", exc)
+            self._stop()
+            return None
+
+    def _connection(self) -> Connection:
+        if self._proc is None or not self._proc.is_alive() or self._conn is None:
+            self._stop()
+            ctx = _process_context()
+            parent, child = ctx.Pipe()
+            proc = ctx.Process(target=_worker_main, args=(child,), name="dgm-theory-sympy", daemon=False)
+            proc.start()
+            child.close()
+            self._proc, self._conn = proc, parent
+        return self._conn
+
+    def _stop(self) -> None:
+        if self._proc is not None:
+            if self._proc.is_alive():
+                self._proc.kill()
+            self._proc.join()
+        if self._conn is not None:
+            self._conn.close()
+        self._proc, self._conn = None, None
+
+
+def _worker_main(conn: Connection) -> None:
+    # Exits when the parent goes away (EOF on the pipe), so an orphaned worker never lingers.
+    while True:
+        try:
+            message = conn.recv_bytes()
+        except (EOFError, OSError):
+            return
+        try:
+            # Unpickling rebuilds (and so evaluates) the expressions: it belongs inside the guard.
+            student, key, bounds = pickle.loads(message)
+            result = _symbolically_equal(student, key, bounds)
+        except Exception:  # any failure only means "no symbolic answer" (no logging: see fork note)
+            result = False
+        conn.send(result)
+
+
+def _process_context() -> ForkContext | SpawnContext:
+    # fork: the worker starts in milliseconds with sympy already imported, and the host's
+    # __main__ is not re-imported (spawn and forkserver run an unguarded script's top level again).
+    # If another thread held a lock at fork time the worker may hang; the timeout covers that too.
+    if "fork" in multiprocessing.get_all_start_methods():
+        return multiprocessing.get_context("fork")
+    return multiprocessing.get_context("spawn")
+
+
+_WORKER = _SymbolicWorker()
+atexit.register(_WORKER._stop)
 
 
 # --------------------------------------------------------------------------- grading
@@ -699,10 +862,12 @@ def grade_answer(
     symbols: Iterable[str],
     rtol: float = 1e-6,
     domain: Mapping[str, tuple[float, float]] | None = None,
+    timeout_s: float | None = SYMBOLIC_TIMEOUT_S,
 ) -> tuple[bool, str]:
     """Grade one answer: `(correct, message for the student)`. The message never shows the key.
 
-    A key that does not parse is a broken rubric and raises `AssignmentError`.
+    A key that does not parse is a broken rubric and raises `AssignmentError`. `timeout_s` bounds
+    the symbolic comparison (see `answers_equivalent`).
     """
     names = _check_symbols(symbols)
     try:
@@ -715,6 +880,6 @@ def grade_answer(
         student_expr = parse_expression(text, names)
     except TheoryParseError as exc:
         return False, f"could not parse answer {answer_id}: {exc}"
-    if answers_equivalent(student_expr, key_expr, symbols=names, rtol=rtol, domain=domain):
+    if answers_equivalent(student_expr, key_expr, symbols=names, rtol=rtol, domain=domain, timeout_s=timeout_s):
         return True, f"answer {answer_id} is equivalent to the expected expression"
     return False, f"answer {answer_id} is not equivalent to the expected expression"

@@ -63,8 +63,9 @@ class PixelCNNConfig:
 class PixelCNN(nn.Module):
     """Autoregressive model of binary images; `forward` returns 2-class logits per pixel."""
 
-    def __init__(self, input_shape: tuple[int, int], n_filters: int = 32, kernel_size: int = 5,
-                 n_layers: int = 5) -> None:
+    def __init__(
+        self, input_shape: tuple[int, int], n_filters: int = 32, kernel_size: int = 5, n_layers: int = 5
+    ) -> None:
         super().__init__()
         self.config = PixelCNNConfig(tuple(input_shape), n_filters, kernel_size, n_layers)
         self.input_shape = self.config.input_shape

@@ -18,10 +18,11 @@ D = C*H*W, all logs natural:
 3. flow:        z = f(h), log p_Y(y) = log N(z; 0, I) + log|det df/dh| + sum log|dh/dy|   (eq. 3).
 
 ``log_density(y)`` is log p_Y(y), a continuous density on [0, 1]^D. ``log_prob(x)`` is the discrete
-log-mass bound log P(x) >= E_u[log p_Y(y)] - D*log(nbins) (Theis et al. eq. 8), estimated with one u:
+log-mass bound log P(x) >= E_u[log p_Y(y)] - D*log(nbins) (Theis et al. sec. 3.1), estimated with one u:
 the logit Jacobian enters once (step 3) and the bin width once (the -D*log(nbins)). Hence
 ``nll_loss = -mean log_prob`` is in nats per image of the discrete data, bits/dim = nll_loss / (D ln 2)
-with nothing to add (uniform p_Y gives exactly log2(nbins) bits/dim). The course's notebooks report
+with nothing to add (uniform p_Y gives exactly log2(nbins) bits/dim); -log_prob(x, u) equals
+``grader.metrics.nll.dequantized_nll(log_density(y), D, scale=1/nbins)``. The course's notebooks report
 -log p_Y(y), i.e. our nll_loss minus D*log(nbins).
 """
 
@@ -123,9 +124,7 @@ class AffineCoupling(nn.Module):
         self.scale = nn.Parameter(torch.zeros(1))
         self.scale_shift = nn.Parameter(torch.zeros(1))
 
-    def affine(
-        self, x: Tensor, raw_s: Tensor, t: Tensor, keep: Tensor, invert: bool
-    ) -> tuple[Tensor, Tensor]:
+    def affine(self, x: Tensor, raw_s: Tensor, t: Tensor, keep: Tensor, invert: bool) -> tuple[Tensor, Tensor]:
         """``keep`` = 1 on the conditioning half, which passes through unchanged. Returns (out, log_s)."""
         log_s = (self.scale * torch.tanh(raw_s) + self.scale_shift) * (1.0 - keep)
         t = t * (1.0 - keep)
@@ -285,7 +284,8 @@ class RealNVP(nn.Module):
     @torch.no_grad()
     def sample(self, n: int) -> Tensor:
         """n images (n, C, H, W) in [0, 1] on nbins levels: z ~ N(0, I), inverted, floored to bins."""
-        z = torch.randn(n, *self.shape, device=self.device)
+        p = next(self.parameters())
+        z = torch.randn(n, *self.shape, device=p.device, dtype=p.dtype)
         y = self(z, invert=True)[0]
         x = torch.floor(y * self.nbins).clamp(0, self.nbins - 1)
         return x / (self.nbins - 1)

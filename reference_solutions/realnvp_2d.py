@@ -102,7 +102,8 @@ class RealNVP2D(nn.Module):
     @torch.no_grad()
     def sample(self, n: int) -> Tensor:
         """n points (n, 2): z ~ N(0, I) pushed through the inverse flow."""
-        z = torch.randn(n, 2, device=self.device)
+        p = next(self.parameters())
+        z = torch.randn(n, 2, device=p.device, dtype=p.dtype)
         return self(z, invert=True)[0]
 
 

@@ -62,9 +62,7 @@ class ResNetTransposeBlock(nn.Module):
     ) -> None:
         super().__init__()
         if kernel_size < stride or (kernel_size - stride) % 2:
-            raise ValueError(
-                f"kernel_size: expected k >= stride with k - stride even, got {kernel_size}, {stride}"
-            )
+            raise ValueError(f"kernel_size: expected k >= stride with k - stride even, got {kernel_size}, {stride}")
         self.net = nn.Sequential(
             nn.ConvTranspose2d(in_channels, out_channels, kernel_size, stride, (kernel_size - stride) // 2),
             nn.ReLU(),

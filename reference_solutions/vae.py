@@ -14,14 +14,17 @@ D = C*H*W; images arrive in [0, 1] and are mapped to x̃ inside the model, as th
 
 with ELBO = L_1 <= L_k <= L_{k+1} <= log p(x̃) (IWAE theorem 1). The KL term is analytic (AEVB
 appendix B); the reconstruction term uses one reparameterised sample z = mu + exp(log_std) * eps
-(AEVB eq. 10).
+(AEVB sec. 2.4).
 
 Units. Every loss is in nats per image (sum over the D pixels of one image), averaged over the batch:
 recon_loss = -log p(x̃|z) including the 0.5*log(2*pi) constant, kl_loss = KL(q || p),
 total_loss = recon_loss + beta * kl_loss (the training objective; the course's notebooks call it
 ``elbo_loss``), elbo_loss = recon_loss + kl_loss = -ELBO (equal to total_loss when beta = 1).
-To bound the negative log-mass of 8-bit images, evaluate on dequantized inputs and add the bin
-width in model space: -log P(x) <= -ELBO(x̃) - D*log(2/256) (see grader.metrics for the conversion).
+These are densities, not masses: to bound the negative log-mass of 8-bit images, evaluate on
+dequantized inputs (x*255 + u) / 256 and add the bin width in model space,
+-log P(x) <= -ELBO(x̃) - D*log(2/256) (``grader.metrics.nll.dequantized_nll(-nelbo, D, scale=2/256)``).
+With the fixed unit-variance decoder this bound is never below D*(0.919 + log 128) nats, 8.33 bits/dim:
+compare models by -ELBO in nats per image, as the course does, not by that bound.
 """
 
 import math
@@ -137,12 +140,13 @@ class ConvVAE(nn.Module):
 
     def prior(self, n: int) -> Tensor:
         """n draws of z ~ p(z) = N(0, I), shape (n, n_latent)."""
-        return torch.randn(n, self.n_latent, device=self.device)
+        p = next(self.parameters())
+        return torch.randn(n, self.n_latent, device=p.device, dtype=p.dtype)
 
     def forward(self, x: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         """x in [0, 1] -> (mu_z, log_std_z, x_recon); x_recon is the decoder mean in [-1, 1] space."""
         mu_z, log_std_z = self.encoder(2.0 * x - 1.0)
-        # reparameterisation z = mu + sigma * eps (AEVB eq. 10): gradients reach the encoder
+        # reparameterisation z = mu + sigma * eps (AEVB sec. 2.4): gradients reach the encoder
         z = mu_z + torch.exp(log_std_z) * torch.randn_like(mu_z)
         return mu_z, log_std_z, self.decoder(z)
 

@@ -70,7 +70,7 @@ def validate_notebook(data: bytes) -> None:
     try:
         grader_validate(data)
     except InvalidSubmission as exc:
-        raise InvalidNotebook(f"not a valid notebook: {exc}") from exc
+        raise InvalidNotebook(str(exc)) from exc
 
 
 def _validate_with_nbformat(data: bytes) -> None:
@@ -79,12 +79,12 @@ def _validate_with_nbformat(data: bytes) -> None:
     try:
         raw = json.loads(data.decode("utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise InvalidNotebook(f"not a valid notebook: the file is not JSON ({exc})") from exc
+        raise InvalidNotebook(f"not a notebook: the file is not JSON ({exc})") from exc
     if not isinstance(raw, dict) or "cells" not in raw or "nbformat" not in raw:
-        raise InvalidNotebook("not a valid notebook: expected a JSON object with 'cells' and 'nbformat'")
+        raise InvalidNotebook("not a notebook: expected a JSON object with 'cells' and 'nbformat'")
     try:
         nb = nbformat.reads(data.decode("utf-8"), as_version=4)
         nbformat.validate(nb)
     except Exception as exc:
         reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        raise InvalidNotebook(f"not a valid notebook: {reason}") from exc
+        raise InvalidNotebook(f"invalid notebook: {reason}") from exc

@@ -13,6 +13,7 @@ import shutil
 import socket
 import tempfile
 import threading
+import time
 import traceback
 import uuid
 from concurrent.futures import Future
@@ -53,6 +54,7 @@ class Worker:
         self.store = FileStore(settings.uploads_dir)
         self.stop_event = threading.Event()
         self.processed = 0
+        self._last_reap = float("-inf")
 
     def stop(self) -> None:
         self.stop_event.set()
@@ -77,7 +79,10 @@ class Worker:
 
     def run_once(self) -> bool:
         """Claim and process one job; False when there was nothing to do."""
-        queue.reap_expired(self.db)
+        now = time.monotonic()
+        if now - self._last_reap >= min(self.settings.lease_s / 2, 30.0):
+            queue.reap_expired(self.db)
+            self._last_reap = now
         job = queue.claim(self.db, worker_id=self.worker_id, lease_s=self.settings.lease_s)
         if job is None:
             return False
@@ -113,14 +118,12 @@ class Worker:
             shutil.rmtree(workdir, ignore_errors=True)
 
     def _wait(self, future: Future[Report]) -> bool:
-        while not future.done():
+        """Wait for the grade; on stop, give it the grace period. False: it did not finish."""
+        finished = threading.Event()
+        future.add_done_callback(lambda _: finished.set())
+        while not finished.wait(0.2):
             if self.stop_event.is_set():
-                try:
-                    future.exception(timeout=self.settings.shutdown_grace_s)
-                except TimeoutError:
-                    return False
-                return True
-            self.stop_event.wait(0.05)
+                return finished.wait(self.settings.shutdown_grace_s)
         return True
 
     def _grade(self, notebook: Path, assignment: str, future: Future[Report]) -> None:

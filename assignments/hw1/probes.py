@@ -59,7 +59,11 @@ def _builder(ctx: ProbeContext, cls_name: str, shared_key: str) -> Callable[...,
             raise ProbeError(f"{cls_name}(...) did not return an nn.Module")
         return model
 
-    model = build()
+    try:
+        model = build()
+    except Exception as exc:
+        ctx.shared[f"{shared_key}_error"] = f"{type(exc).__name__}: {exc}"
+        raise
     ctx.record("n_params", sum(p.numel() for p in model.parameters()))
     ctx.shared[shared_key] = build
     ctx.shared[f"{shared_key}_arch"] = arch
@@ -68,7 +72,8 @@ def _builder(ctx: ProbeContext, cls_name: str, shared_key: str) -> Callable[...,
 
 def _needs(ctx: ProbeContext, key: str) -> Any:
     if key not in ctx.shared:
-        raise ProbeError(f"the model could not be built ({key.split('_')[0]}_model failed)")
+        why = ctx.shared.get(f"{key}_error", "see the first probe's message")
+        raise ProbeError(f"the model could not be built ({why})")
     return ctx.shared[key]
 
 
@@ -175,8 +180,14 @@ def pixelcnn_receptive_field(ctx: ProbeContext) -> None:
 @probe("pixelcnn_train")
 def pixelcnn_train(ctx: ProbeContext) -> None:
     model = _needs(ctx, "pixelcnn_build")()
-    losses = train(model, _images(ctx, "train_images"), steps=int(ctx.budget["steps"]),
-                   batch_size=int(ctx.budget["batch_size"]), lr=float(ctx.budget["lr"]), seed=ctx.seed)
+    losses = train(
+        model,
+        _images(ctx, "train_images"),
+        steps=int(ctx.budget["steps"]),
+        batch_size=int(ctx.budget["batch_size"]),
+        lr=float(ctx.budget["lr"]),
+        seed=ctx.seed,
+    )
     ctx.record("first_loss", losses[0])
     ctx.record("last_loss", sum(losses[-10:]) / len(losses[-10:]))
     model.eval()
@@ -238,8 +249,9 @@ def _gpt_logits(model: torch.nn.Module, tokens: torch.Tensor) -> torch.Tensor:
     out = _as_tensor(model(tokens.long()), "ImageGPT forward")
     want = (*tokens.shape, 1)
     if tuple(out.shape) != want:
-        raise ProbeError(f"ImageGPT forward: expected logits {want} for tokens {tuple(tokens.shape)}, "
-                         f"got {tuple(out.shape)}")
+        raise ProbeError(
+            f"ImageGPT forward: expected logits {want} for tokens {tuple(tokens.shape)}, got {tuple(out.shape)}"
+        )
     return out
 
 
@@ -254,25 +266,6 @@ def imagegpt_attention_mask(ctx: ProbeContext) -> None:
     height, width = _shape(ctx)
     for seq_len in (1, 2, 5, 16, height * width):
         ctx.save(f"mask_{seq_len}", _as_tensor(get_attention_mask(seq_len), "get_attention_mask"))
-
-
-@probe("imagegpt_sos")
-def imagegpt_sos(ctx: ProbeContext) -> None:
-    model = _needs(ctx, "imagegpt_build")()
-    height, width = _shape(ctx)
-    embed_dim = int(ctx.shared["imagegpt_build_arch"]["embed_dim"])
-    g = ctx.generator()
-    for name in ("a", "b"):
-        x_emb = torch.randn(3, height * width, embed_dim, generator=g)
-        shifted = _as_tensor(model.add_sos_token(x_emb.clone()), "add_sos_token")
-        ctx.save(f"x_{name}", x_emb)
-        ctx.save(f"shifted_{name}", shifted)
-        ctx.save(f"pos_{name}", _as_tensor(model.add_pos_embeddings(x_emb.clone()), "add_pos_embeddings"))
-    # the start token must be learned: its output row has to reach a parameter
-    model.zero_grad(set_to_none=True)
-    out = model.add_sos_token(torch.randn(2, height * width, embed_dim, generator=g))
-    out[:, 0].sum().backward()
-    ctx.record("sos_learnable", any(p.grad is not None and bool(p.grad.abs().sum() > 0) for p in model.parameters()))
 
 
 @probe("imagegpt_shapes")
@@ -304,8 +297,14 @@ def imagegpt_loss(ctx: ProbeContext) -> None:
 @probe("imagegpt_train")
 def imagegpt_train(ctx: ProbeContext) -> None:
     model = _needs(ctx, "imagegpt_build")()
-    losses = train(model, _images(ctx, "train_images"), steps=int(ctx.budget["steps"]),
-                   batch_size=int(ctx.budget["batch_size"]), lr=float(ctx.budget["lr"]), seed=ctx.seed)
+    losses = train(
+        model,
+        _images(ctx, "train_images"),
+        steps=int(ctx.budget["steps"]),
+        batch_size=int(ctx.budget["batch_size"]),
+        lr=float(ctx.budget["lr"]),
+        seed=ctx.seed,
+    )
     ctx.record("first_loss", losses[0])
     ctx.record("last_loss", sum(losses[-10:]) / len(losses[-10:]))
     model.eval()
@@ -320,6 +319,25 @@ def _imagegpt_for_properties(ctx: ProbeContext) -> torch.nn.Module:
     model = ctx.shared.get("imagegpt_trained")
     ctx.record("trained", model is not None)
     return (model if model is not None else _needs(ctx, "imagegpt_build")()).eval()
+
+
+@probe("imagegpt_sos")
+def imagegpt_sos(ctx: ProbeContext) -> None:
+    model = _imagegpt_for_properties(ctx)  # trained: zero-initialised embeddings have moved by now
+    height, width = _shape(ctx)
+    embed_dim = int(ctx.shared["imagegpt_build_arch"]["embed_dim"])
+    g = ctx.generator()
+    for name in ("a", "b"):
+        x_emb = torch.randn(3, height * width, embed_dim, generator=g)
+        shifted = _as_tensor(model.add_sos_token(x_emb.clone()), "add_sos_token")
+        ctx.save(f"x_{name}", x_emb)
+        ctx.save(f"shifted_{name}", shifted)
+        ctx.save(f"pos_{name}", _as_tensor(model.add_pos_embeddings(x_emb.clone()), "add_pos_embeddings"))
+    # the start token must be learned: its output row has to reach a parameter
+    model.zero_grad(set_to_none=True)
+    out = model.add_sos_token(torch.randn(2, height * width, embed_dim, generator=g))
+    out[:, 0].sum().backward()
+    ctx.record("sos_learnable", any(p.grad is not None and bool(p.grad.abs().sum() > 0) for p in model.parameters()))
 
 
 @probe("imagegpt_causal")

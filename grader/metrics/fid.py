@@ -144,9 +144,7 @@ def frechet_distance(mu1: np.ndarray, sigma1: np.ndarray, mu2: np.ndarray, sigma
     return FrechetReference(mu1, sigma1).distance(mu2, sigma2)
 
 
-def fid_from_features(
-    features_a: np.ndarray, features_b: np.ndarray, *, allow_singular: bool = False
-) -> float:
+def fid_from_features(features_a: np.ndarray, features_b: np.ndarray, *, allow_singular: bool = False) -> float:
     """Fréchet distance between two feature sets of shape (N_a, d) and (N_b, d).
 
     Refuses (``ValueError``) when a set has N ≤ d samples — the covariance is then rank deficient

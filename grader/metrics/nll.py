@@ -77,8 +77,7 @@ def _as_labels(x: ArrayLike, num_classes: int, name: str = "x") -> torch.Tensor:
     labels = x.to(torch.int64)
     if labels.numel() and (labels.min() < 0 or labels.max() >= num_classes):
         raise ValueError(
-            f"{name}: expected levels in [0, {num_classes}), got range "
-            f"[{int(labels.min())}, {int(labels.max())}]"
+            f"{name}: expected levels in [0, {num_classes}), got range [{int(labels.min())}, {int(labels.max())}]"
         )
     return labels
 
@@ -115,8 +114,9 @@ def categorical_nll(
     log_probs = torch.log_softmax(logits, dim=class_dim)
     expected = tuple(s for i, s in enumerate(log_probs.shape) if i != class_dim % log_probs.dim())
     if tuple(labels.shape) != expected:
-        raise ValueError(f"x: expected shape {expected} to match logits {tuple(logits.shape)}, got "
-                         f"{tuple(labels.shape)}")
+        raise ValueError(
+            f"x: expected shape {expected} to match logits {tuple(logits.shape)}, got {tuple(labels.shape)}"
+        )
     nll = -log_probs.gather(class_dim, labels.unsqueeze(class_dim)).squeeze(class_dim)
     return _reduce(_per_example(nll), reduction, _dims(labels))
 
@@ -225,12 +225,14 @@ def discretized_logistic_mixture_nll(
     batch, channels, height, width = x_t.shape
     k = logit_probs.shape[1]
     if logit_probs.shape != (batch, k, height, width):
-        raise ValueError(f"logit_probs: expected (B, K, H, W) = {(batch, k, height, width)}, got "
-                         f"{tuple(logit_probs.shape)}")
+        raise ValueError(
+            f"logit_probs: expected (B, K, H, W) = {(batch, k, height, width)}, got {tuple(logit_probs.shape)}"
+        )
     for name, value in (("means", means), ("log_scales", log_scales)):
         if value.shape != (batch, k, channels, height, width):
-            raise ValueError(f"{name}: expected (B, K, C, H, W) = {(batch, k, channels, height, width)}, "
-                             f"got {tuple(value.shape)}")
+            raise ValueError(
+                f"{name}: expected (B, K, C, H, W) = {(batch, k, channels, height, width)}, got {tuple(value.shape)}"
+            )
     x_k = x_t.unsqueeze(1).expand(batch, k, channels, height, width)  # (B, C, H, W) -> (B, K, C, H, W)
     if coeffs is not None:
         c = _t(coeffs)
@@ -256,9 +258,7 @@ def discretized_logistic_mixture_nll(
         torch.log(cdf_delta.clamp(min=1e-300)),
         log_pdf_mid - math.log((num_levels - 1) / 2.0),
     )
-    log_probs = torch.where(
-        x_k < -0.999, log_cdf_plus, torch.where(x_k > 0.999, log_one_minus_cdf_min, log_mass)
-    )
+    log_probs = torch.where(x_k < -0.999, log_cdf_plus, torch.where(x_k > 0.999, log_one_minus_cdf_min, log_mass))
     # sum the channels of a pixel under component k, add ln π_k, then mix: (B, K, C, H, W) -> (B, H, W)
     log_pixel = torch.logsumexp(log_probs.sum(dim=2) + torch.log_softmax(logit_probs, dim=1), dim=1)
     return _reduce(-_per_example(log_pixel), reduction, channels * height * width)
@@ -282,8 +282,9 @@ def negative_elbo(
     """
     log_px_given_z, kl = _t(log_px_given_z), _t(kl)
     if log_px_given_z.shape != kl.shape or log_px_given_z.dim() != 1:
-        raise ValueError(f"expected per-example (B,) terms, got log p(x|z) {tuple(log_px_given_z.shape)} "
-                         f"and KL {tuple(kl.shape)}")
+        raise ValueError(
+            f"expected per-example (B,) terms, got log p(x|z) {tuple(log_px_given_z.shape)} and KL {tuple(kl.shape)}"
+        )
     return _reduce(kl - log_px_given_z, reduction, num_dims)
 
 

@@ -17,7 +17,7 @@ import time
 import traceback
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import torch
 from safetensors.torch import load_file, save_file
@@ -113,7 +113,7 @@ def train(model: torch.nn.Module, images: torch.Tensor, *, steps: int, batch_siz
     losses: list[float] = []
     batches = _batches(len(images), min(batch_size, len(images)), generator)
     for _ in range(int(steps)):
-        out = model.loss(images[next(batches)])
+        out = cast(Any, model).loss(images[next(batches)])
         if not isinstance(out, dict) or loss_key not in out:
             raise ProbeError(f"loss() must return a dict with key {loss_key!r}, got {type(out).__name__}")
         loss = out[loss_key]

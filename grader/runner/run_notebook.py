@@ -74,22 +74,23 @@ def main() -> int:
         for index, cell in enumerate(nb.cells):
             if cell.cell_type != "code":
                 continue
-            if cell.get("metadata", {}).get("dgm", {}).get("id") == "_probes":
-                client.timeout = float(config.get("probes_timeout_s", 1800))
+            is_probes = cell.get("metadata", {}).get("dgm", {}).get("id") == "_probes"
+            timeout = float(config.get("probes_timeout_s" if is_probes else "cell_timeout_s", 120))
+            client.timeout = timeout  # type: ignore[assignment]
             status, detail = "ok", ""
             began = time.monotonic()
             try:
                 client.execute_cell(cell, index)
             except CellTimeoutError:
-                status, detail = "timeout", f"exceeded {client.timeout:g} s"
+                status, detail = "timeout", f"exceeded {timeout:g} s"
             except DeadKernelError as exc:
                 status, detail, kernel_died = "kernel_died", str(exc)[:500], True
             errors = [o for o in cell.get("outputs", []) if o.get("output_type") == "error"]
             if status == "ok" and errors:
                 status, detail = "error", f"{errors[0].get('ename', '')}: {errors[0].get('evalue', '')}"[:500]
-            if status == "error" and time.monotonic() - began >= 0.95 * client.timeout:
+            if status == "error" and time.monotonic() - began >= 0.95 * timeout:
                 # interrupt_on_timeout: nbclient interrupted the kernel, the cell ended in KeyboardInterrupt
-                status, detail = "timeout", f"exceeded {client.timeout:g} s and was interrupted"
+                status, detail = "timeout", f"exceeded {timeout:g} s and was interrupted"
             cells.append({"index": index, "id": cell.get("metadata", {}).get("dgm", {}).get("id", ""),
                           "status": status, "detail": detail, "truncated": index in client.truncated})
             if kernel_died:
@@ -98,8 +99,8 @@ def main() -> int:
         nb.cells.pop()
     OUT.mkdir(exist_ok=True)
     nbformat.write(nb, str(OUT / "executed.ipynb"))
-    status = {"cells": cells, "kernel_died": kernel_died, "duration_s": round(time.monotonic() - start, 3)}
-    (OUT / "status.json").write_text(json.dumps(status))
+    summary = {"cells": cells, "kernel_died": kernel_died, "duration_s": round(time.monotonic() - start, 3)}
+    (OUT / "status.json").write_text(json.dumps(summary))
     return 0
 
 

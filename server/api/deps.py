@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import functools
+import inspect
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Annotated
 
 from fastapi import Depends, Request
+from fastapi.routing import APIRoute
 from sqlalchemy.orm import Session
 
 from server.core.config import Settings
@@ -43,14 +46,19 @@ def get_ctx(request: Request) -> AppContext:
 Ctx = Annotated[AppContext, Depends(get_ctx)]
 
 
-def get_session(ctx: Ctx) -> Iterator[Session]:
-    """A session per request. Handlers that write commit explicitly before answering."""
-    with ctx.db.sessionmaker() as session:
-        try:
-            yield session
-        except BaseException:
-            session.rollback()
-            raise
+async def get_session(ctx: Ctx) -> AsyncIterator[Session]:
+    """A session per request. Handlers that write commit explicitly before answering.
+
+    No transaction may stay open while FastAPI moves a request between threads: on SQLite a
+    transaction holds the database's write lock (BEGIN IMMEDIATE), and a request waiting for a free
+    thread while holding it would stall every other request. So dependencies end their transaction
+    before returning, :class:`SessionRoute` ends the handler's, and this cleanup runs on the event loop.
+    """
+    session = ctx.db.sessionmaker()
+    try:
+        yield session
+    finally:
+        session.close()
 
 
 SessionDep = Annotated[Session, Depends(get_session)]
@@ -71,13 +79,14 @@ def get_current_user(request: Request, ctx: Ctx, session: SessionDep) -> User:
         user = users.user_for_token(session, token=auth[7:].strip())
         if user is None:
             raise NotAuthenticated("invalid, expired or revoked token")
-        session.commit()  # persists last_used_at
+        session.commit()  # persists last_used_at, ends the transaction
         return user
     data = read_session_cookie(request, ctx)
     if data is not None and data.user_id is not None:
         if request.method not in SAFE_METHODS and request.headers.get(CSRF_HEADER) != data.csrf:
             raise PermissionDenied("CSRF check failed: send the page's token in the X-CSRF-Token header")
         user = session.get(User, data.user_id)
+        session.commit()
         if user is not None and user.is_active:
             return user
     raise NotAuthenticated("not authenticated")
@@ -104,7 +113,9 @@ AdminUser = Annotated[User, Depends(require_admin)]
 
 def get_course(ctx: Ctx, session: SessionDep) -> Course:
     """The course this server runs (created at start-up)."""
-    return courses.get_course(session, slug=ctx.settings.course)
+    course = courses.get_course(session, slug=ctx.settings.course)
+    session.commit()
+    return course
 
 
 CourseDep = Annotated[Course, Depends(get_course)]
@@ -112,3 +123,39 @@ CourseDep = Annotated[Course, Depends(get_course)]
 
 def client_ip(request: Request) -> str:
     return request.client.host if request.client else "unknown"
+
+
+def _end_transactions(kwargs: dict[str, object]) -> None:
+    for value in kwargs.values():
+        if isinstance(value, Session) and value.in_transaction():
+            value.rollback()  # anything meant to persist was committed by the handler
+
+
+def release_sessions(endpoint: Callable[..., object]) -> Callable[..., object]:
+    """Wrap a handler so that its session has no open transaction when it returns."""
+    if inspect.iscoroutinefunction(endpoint):
+
+        @functools.wraps(endpoint)
+        async def async_wrapper(*args: object, **kwargs: object) -> object:
+            try:
+                return await endpoint(*args, **kwargs)
+            finally:
+                _end_transactions(kwargs)
+
+        return async_wrapper
+
+    @functools.wraps(endpoint)
+    def wrapper(*args: object, **kwargs: object) -> object:
+        try:
+            return endpoint(*args, **kwargs)
+        finally:
+            _end_transactions(kwargs)
+
+    return wrapper
+
+
+class SessionRoute(APIRoute):
+    """An APIRoute whose handler ends its database transaction before the response is serialised."""
+
+    def __init__(self, path: str, endpoint: Callable[..., object], **kwargs: object) -> None:
+        super().__init__(path, release_sessions(endpoint), **kwargs)  # type: ignore[arg-type]

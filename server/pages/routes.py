@@ -17,7 +17,7 @@ from fastapi.templating import Jinja2Templates
 from sqlalchemy.orm import Session
 
 from server import render
-from server.api.deps import SESSION_COOKIE, AppContext, CourseDep, Ctx, SessionDep, client_ip
+from server.api.deps import SESSION_COOKIE, AppContext, CourseDep, Ctx, SessionDep, SessionRoute, client_ip
 from server.core.security import SessionData
 from server.errors import InvalidInput, NotAuthenticated, PermissionDenied, RateLimited
 from server.models import Role, User
@@ -27,7 +27,7 @@ TEMPLATES = Jinja2Templates(directory=Path(__file__).resolve().parent.parent / "
 TEMPLATES.env.filters["pts"] = lambda v: "–" if v is None else f"{v:g}"
 TEMPLATES.env.filters["when"] = lambda d: "–" if d is None else d.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
 
-router = APIRouter(include_in_schema=False)
+router = APIRouter(include_in_schema=False, route_class=SessionRoute)
 
 
 class PageAuth:
@@ -47,6 +47,7 @@ def page_auth(request: Request, ctx: Ctx, session: SessionDep) -> PageAuth:
     if data is None or data.user_id is None:
         raise NotAuthenticated("log in first")
     user = session.get(User, data.user_id)
+    session.commit()  # no transaction across the thread hop to the handler (see get_session)
     if user is None or not user.is_active:
         raise NotAuthenticated("log in first")
     return PageAuth(user, data)

@@ -8,13 +8,18 @@ from __future__ import annotations
 
 import os
 import shutil
+import socket
+import threading
+import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+import uvicorn
 from fastapi.testclient import TestClient
 from sqlalchemy import create_engine, text
 
@@ -32,7 +37,7 @@ FAST_PASSWORDS = Passwords(time_cost=1, memory_kib=1024)
 PASSWORD = "correct horse battery"
 
 
-def _pg_admin_engine():  # noqa: ANN202
+def _pg_admin_engine():
     return create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT", connect_args={"connect_timeout": 3})
 
 
@@ -112,8 +117,14 @@ def make_settings(home: Path, db_url: str, **overrides: object) -> Settings:
 
 
 @pytest.fixture
-def settings(tmp_path: Path, db_url: str) -> Settings:
-    return make_settings(tmp_path / "home", db_url)
+def settings_overrides(request: pytest.FixtureRequest) -> dict[str, object]:
+    """Extra settings; parametrize indirectly to change them for one test."""
+    return dict(getattr(request, "param", {}))
+
+
+@pytest.fixture
+def settings(tmp_path: Path, db_url: str, settings_overrides: dict[str, object]) -> Settings:
+    return make_settings(tmp_path / "home", db_url, **settings_overrides)
 
 
 @dataclass
@@ -162,9 +173,57 @@ def seed(db: Database, *, slug: str = "dgm") -> dict[str, str]:
 
 
 @pytest.fixture
-def course(settings: Settings) -> Iterator[Course]:
-    app = create_app(settings, start_worker=False, load_assignments=False)
-    with TestClient(app) as client:
-        ctx = app.state.ctx
-        yield Course(client=client, settings=settings, db=ctx.db, tokens=seed(ctx.db))
+def course_factory(settings: Settings) -> Iterator[Callable[..., Course]]:
+    """``course_factory(load_assignments=False, **settings_changes)``: a seeded app with a TestClient."""
+    stack = ExitStack()
 
+    def make(*, load_assignments: bool = False, **changes: object) -> Course:
+        current = settings.model_copy(update=changes)
+        app = create_app(current, start_worker=False, load_assignments=load_assignments)
+        client = stack.enter_context(TestClient(app))
+        ctx = app.state.ctx
+        return Course(client=client, settings=current, db=ctx.db, tokens=seed(ctx.db))
+
+    with stack:
+        yield make
+
+
+@pytest.fixture
+def course(course_factory: Callable[..., Course]) -> Course:
+    return course_factory()
+
+
+@dataclass
+class LiveServer:
+    """A uvicorn server in a thread, with the in-process worker grading in the background."""
+
+    url: str
+    settings: Settings
+    db: Database
+    tokens: dict[str, str]
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.fixture
+def live_server(settings: Settings) -> Iterator[LiveServer]:
+    settings = settings.model_copy(update={"inprocess_worker": True})
+    app = create_app(settings, load_assignments=False)
+    port = _free_port()
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not server.started:
+        assert thread.is_alive() and time.monotonic() < deadline, "uvicorn did not start"
+        time.sleep(0.05)
+    ctx = app.state.ctx
+    try:
+        yield LiveServer(url=f"http://127.0.0.1:{port}", settings=settings, db=ctx.db, tokens=seed(ctx.db))
+    finally:
+        server.should_exit = True
+        thread.join(30)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import pytest
 
 
-
 @pytest.fixture
 def graded(course) -> tuple[int, int]:
     """One graded submission each for alice and bob."""

@@ -6,12 +6,12 @@ from typing import Annotated
 
 from fastapi import APIRouter, File, UploadFile, status
 
-from server.api.deps import AdminUser, CourseDep, Ctx, SessionDep, StaffUser
+from server.api.deps import AdminUser, CourseDep, Ctx, SessionDep, SessionRoute, StaffUser
 from server.errors import InvalidInput
 from server.schemas import CourseOut, CourseUpdate, QueueOut, RosterResult, UserCreate, UserOut
 from server.services import courses, gradebook, users
 
-router = APIRouter(tags=["admin"])
+router = APIRouter(tags=["admin"], route_class=SessionRoute)
 
 
 def course_out(course) -> CourseOut:

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from fastapi import APIRouter, status
 
-from server.api.deps import AdminUser, CourseDep, Ctx, CurrentUser, SessionDep, StaffUser
+from server.api.deps import AdminUser, CourseDep, Ctx, CurrentUser, SessionDep, SessionRoute, StaffUser
 from server.models import Assignment
 from server.schemas import AssignmentOut, AssignmentUpdate, RegradeOut, RubricItemOut
 from server.services import courses, submissions
 
-router = APIRouter(prefix="/assignments", tags=["assignments"])
+router = APIRouter(prefix="/assignments", tags=["assignments"], route_class=SessionRoute)
 
 
 def assignment_out(a: Assignment) -> AssignmentOut:

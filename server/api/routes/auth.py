@@ -7,12 +7,12 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Request, status
 from fastapi.security import OAuth2PasswordRequestForm
 
-from server.api.deps import Ctx, CurrentUser, SessionDep, client_ip
+from server.api.deps import Ctx, CurrentUser, SessionDep, SessionRoute, client_ip
 from server.errors import NotAuthenticated, RateLimited
 from server.schemas import ApiTokenCreate, ApiTokenCreated, ApiTokenOut, Token, UserOut
 from server.services import users
 
-router = APIRouter(tags=["auth"])
+router = APIRouter(tags=["auth"], route_class=SessionRoute)
 
 
 @router.post("/auth/token", response_model=Token)

@@ -8,7 +8,7 @@ from fastapi import APIRouter, Response, status
 from sqlalchemy import select
 from sqlalchemy.orm import aliased
 
-from server.api.deps import CourseDep, CurrentUser, SessionDep, StaffUser
+from server.api.deps import CourseDep, CurrentUser, SessionDep, SessionRoute, StaffUser
 from server.errors import PermissionDenied
 from server.models import AuditLog, Role, User
 from server.schemas import (
@@ -24,7 +24,7 @@ from server.schemas import (
 from server.services import courses, gradebook, grades, users
 from server.services.gradebook import Gradebook, StudentRow
 
-router = APIRouter(tags=["gradebook"])
+router = APIRouter(tags=["gradebook"], route_class=SessionRoute)
 
 
 def row_out(row: StudentRow) -> GradebookRow:

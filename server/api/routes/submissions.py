@@ -6,14 +6,14 @@ from typing import Annotated
 
 from fastapi import APIRouter, File, Form, Request, Response, UploadFile, status
 
-from server.api.deps import CourseDep, Ctx, CurrentUser, SessionDep, StaffUser
+from server.api.deps import CourseDep, Ctx, CurrentUser, SessionDep, SessionRoute, StaffUser
 from server.errors import RateLimited, UnsupportedUpload, UploadTooLarge
 from server.grading import validate_notebook
 from server.models import Submission
 from server.schemas import ItemPointsIn, ItemScoreOut, RegradeOut, SubmissionCreated, SubmissionOut
 from server.services import courses, grades, submissions
 
-router = APIRouter(prefix="/submissions", tags=["submissions"])
+router = APIRouter(prefix="/submissions", tags=["submissions"], route_class=SessionRoute)
 
 # Room for the multipart envelope around the file.
 _MULTIPART_OVERHEAD = 64 * 1024
