@@ -124,10 +124,19 @@ class CheckContext:
         return arr
 
     def figure(self, title: str, images: np.ndarray, nrow: int = 8) -> None:
-        """Add a sample grid to the student's report (images (N, C, H, W) in [0, 1])."""
+        """Add a sample grid to the student's report (images (N, C, H, W) in [0, 1]); unusable images are skipped."""
         from grader.report import grid_png
 
-        self.figures.append(Figure(title=title, png_base64=grid_png(images, nrow=nrow)))
+        try:
+            self.figures.append(Figure(title=title, png_base64=grid_png(images, nrow=nrow)))
+        except ValueError as exc:
+            log.info("figure %r skipped: %s", title, exc)
+
+    def curve(self, title: str, values: list[float]) -> None:
+        """Add a curve (e.g. the training loss under the grader's loop) to the student's report."""
+        from grader.report import curve_png
+
+        self.figures.append(Figure(title=title, png_base64=curve_png(values, title)))
 
 
 def run_check(fn: CheckFn, ctx: CheckContext, item_id: str) -> tuple[CheckResult, str]:

@@ -19,7 +19,8 @@ def _grade(args: argparse.Namespace) -> int:
     report = grade(Path(args.notebook), args.assignment, profile=args.profile, sandbox=args.sandbox,
                    seed=args.seed, executed_path=Path(args.executed) if args.executed else None)
     write_reports(report, json_path=Path(args.json) if args.json else None,
-                  html_path=Path(args.html) if args.html else None)
+                  html_path=Path(args.html) if args.html else None,
+                  gradescope_path=Path(args.gradescope) if args.gradescope else None)
     print(render_summary(report))
     return 0
 
@@ -45,6 +46,7 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--assignment", required=True, help="hwN, or an assignment folder")
     g.add_argument("--json", metavar="OUT", help="write the JSON report here")
     g.add_argument("--html", metavar="OUT", help="write the HTML feedback here")
+    g.add_argument("--gradescope", metavar="OUT", help="write Gradescope's results.json here")
     g.add_argument("--executed", metavar="OUT", help="write the executed notebook here")
     g.add_argument("--profile", choices=["ci", "full"], default="ci")
     g.add_argument("--sandbox", choices=["auto", "bwrap", "docker", "none"], default="auto")

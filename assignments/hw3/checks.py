@@ -45,7 +45,7 @@ def make_inputs(profile: str, seed: int) -> dict[str, np.ndarray]:
     name, nbins, n_test = IMAGES[profile]
     train = load_dataset(name, "train", binarize=nbins == 2)[0]
     test = load_dataset(name, "test", binarize=nbins == 2)[0][:n_test]
-    c, h, w = test.shape[1:]
+    c = test.shape[1]
     (x0, x1), (y0, y1), step = GRID
     gx, gy = np.meshgrid(np.arange(x0, x1, step), np.arange(y0, y1, step), indexing="ij")
     moons_train, moons_test = load_dataset("moons", "train")[0], load_dataset("moons", "test")[0]
@@ -91,8 +91,10 @@ def _log_det_vs_jacobian(ctx: CheckContext, prefix: str, what: str, n: int | Non
     bad = diff > LOG_DET_ATOL * (1 + np.abs(true))
     if not bad.any():
         return None
-    return (f"{what}: log-det differs from autograd's log|det J| by up to {diff.max():.3g} on {int(bad.sum())} of "
-            f"{len(bad)} inputs" + ("; it has the opposite sign" if np.allclose(log_det, -true, atol=1e-6) else ""))
+    return (
+        f"{what}: log-det differs from autograd's log|det J| by up to {diff.max():.3g} on {int(bad.sum())} of "
+        f"{len(bad)} inputs" + ("; it has the opposite sign" if np.allclose(log_det, -true, atol=1e-6) else "")
+    )
 
 
 def _score(problems: list[str | None], total: int, ok: str) -> CheckResult:
@@ -153,9 +155,12 @@ def c2d_density(ctx: CheckContext) -> CheckResult:
         return CheckResult(message="log_prob is NaN or +inf on part of the grid")
     mass = float(np.exp(log_p.astype(np.float64)).sum() * GRID[2] ** 2)
     ok = abs(mass - 1.0) <= MASS_TOLERANCE
-    return CheckResult(fraction=float(ok), details={"mass": mass},
-                       message=f"exp(log_prob) integrates to {mass:.3f} over [-4, 5] x [-4, 4.5]"
-                               + ("" if ok else f"; a density must integrate to 1 (tolerance {MASS_TOLERANCE})"))
+    return CheckResult(
+        fraction=float(ok),
+        details={"mass": mass},
+        message=f"exp(log_prob) integrates to {mass:.3f} over [-4, 5] x [-4, 4.5]"
+        + ("" if ok else f"; a density must integrate to 1 (tolerance {MASS_TOLERANCE})"),
+    )
 
 
 @check("c2d_nll")
@@ -174,9 +179,12 @@ def c2d_samples(ctx: CheckContext) -> CheckResult:
     hist, _, _ = np.histogram2d(samples[:, 1], samples[:, 0], bins=48, range=[[-1.5, 2.0], [-2.0, 3.0]])
     ctx.figure("RealNVP2D samples (2-D histogram)", (hist / max(hist.max(), 1.0))[None, None, ::-1].copy(), nrow=1)
     ok = near >= MIN_NEAR_FRACTION
-    return CheckResult(fraction=float(ok), details={"near_fraction": near},
-                       message=f"{near:.0%} of {n} samples lie within {NEAR_DATA} of a test point"
-                               + ("" if ok else f" (at least {MIN_NEAR_FRACTION:.0%} expected)"))
+    return CheckResult(
+        fraction=float(ok),
+        details={"near_fraction": near},
+        message=f"{near:.0%} of {n} samples lie within {NEAR_DATA} of a test point"
+        + ("" if ok else f" (at least {MIN_NEAR_FRACTION:.0%} expected)"),
+    )
 
 
 # --------------------------------------------------------------------------- RealNVP on images
@@ -215,8 +223,10 @@ def img_coupling_init(ctx: CheckContext) -> CheckResult:
         channel = np.broadcast_to((half == parity)[:, None, None], xc.shape[1:])
         for prefix, inp, keep in (("checker", x, checker), ("channel", xc, channel)):
             key = f"img_layers/{prefix}_{name}"
-            what = f"{'AffineCheckerboardCouplingLayer' if prefix == 'checker' else 'AffineChannelCouplingLayer'}" \
-                   f"({parity})"
+            what = (
+                f"{'AffineCheckerboardCouplingLayer' if prefix == 'checker' else 'AffineChannelCouplingLayer'}"
+                f"({parity})"
+            )
             log_s = ctx.tensor(f"{key}_init_log_det")
             if np.abs(log_s).max() > 0:
                 problems.append(f"{what}: the log-scale is not zero at initialisation (zero-init scale, shift)")
@@ -225,9 +235,11 @@ def img_coupling_init(ctx: CheckContext) -> CheckResult:
                 problems.append(f"{what}: on a zero input the conditioning half of the output is not zero")
             kept = _untouched(inp, ctx.tensor(f"{key}_y", shape=inp.shape))
             if not np.array_equal(kept, keep):
-                problems.append(f"{what}: the positions passed through unchanged are not the "
-                                f"{'checkerboard with the top-left pixel' if prefix == 'checker' else 'first half'}"
-                                f"{'' if parity else ' complement'}")
+                problems.append(
+                    f"{what}: the positions passed through unchanged are not the "
+                    f"{'checkerboard with the top-left pixel' if prefix == 'checker' else 'first half'}"
+                    f"{'' if parity else ' complement'}"
+                )
     return _score(problems, 1, "masks follow the parity convention and every coupling starts with s = 0")
 
 
@@ -252,7 +264,8 @@ def img_invert(ctx: CheckContext) -> CheckResult:
 def img_logdet(ctx: CheckContext) -> CheckResult:
     problems = [
         _safe(_log_det_vs_jacobian, ctx, f"img_layers/{kind}_{parity}_", f"{kind} coupling ({parity})")
-        for kind in ("checker", "channel") for parity in ("true", "false")
+        for kind in ("checker", "channel")
+        for parity in ("true", "false")
     ]
     flow = _safe(_log_det_vs_jacobian, ctx, "img_flow/", "RealNVP (logit, couplings, ActNorm, squeeze)")
     return _score([*problems, flow], 5, "log-dets equal autograd's log|det J| for the couplings and the whole flow")
@@ -283,8 +296,10 @@ def img_log_prob(ctx: CheckContext) -> CheckResult:
     for k in (-1, 1, 2):
         if abs(off - k * math.log(nbins)) < 1e-3:
             hint = f"; it is off by {'+' if k < 0 else '-'}{abs(k)} D log(nbins): count the bin width exactly once"
-    return CheckResult(message=f"log_prob differs from log N(z) + log|det| - D log(nbins) by {off:.4g} nats/dim"
-                               f" (median over the test images){hint}")
+    return CheckResult(
+        message=f"log_prob differs from log N(z) + log|det| - D log(nbins) by {off:.4g} nats/dim"
+        f" (median over the test images){hint}"
+    )
 
 
 @check("img_nll")

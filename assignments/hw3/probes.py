@@ -127,8 +127,14 @@ def c2d_train(ctx: ProbeContext) -> None:
     b = ctx.budget
     torch.manual_seed(ctx.seed)
     flow = _module(cls(int(b["n_layers"]), _hiddens(b)), "RealNVP2D(...)")
-    losses = train(flow, ctx.data["moons_train"], steps=int(b["steps"]), batch_size=int(b["batch_size"]),
-                   lr=float(b["lr"]), seed=ctx.seed)
+    losses = train(
+        flow,
+        ctx.data["moons_train"],
+        steps=int(b["steps"]),
+        batch_size=int(b["batch_size"]),
+        lr=float(b["lr"]),
+        seed=ctx.seed,
+    )
     ctx.save("losses", torch.tensor(losses))
     with torch.no_grad():
         ctx.save("test_log_prob", flow.log_prob(ctx.data["moons_test"]).reshape(-1))
@@ -172,10 +178,19 @@ def img_layers(ctx: ProbeContext) -> None:
         name = str(parity).lower()
         torch.manual_seed(ctx.seed)
         layers = {
-            f"checker_{name}": (_module(checker(parity, (h, w), c, int(b["n_filters"]), int(b["n_blocks"])),
-                                        "AffineCheckerboardCouplingLayer(...)"), x),
-            f"channel_{name}": (_module(channel(parity, 4 * c, int(b["n_filters"]), int(b["n_blocks"])),
-                                        "AffineChannelCouplingLayer(...)"), xc),
+            f"checker_{name}": (
+                _module(
+                    checker(parity, (h, w), c, int(b["n_filters"]), int(b["n_blocks"])),
+                    "AffineCheckerboardCouplingLayer(...)",
+                ),
+                x,
+            ),
+            f"channel_{name}": (
+                _module(
+                    channel(parity, 4 * c, int(b["n_filters"]), int(b["n_blocks"])), "AffineChannelCouplingLayer(...)"
+                ),
+                xc,
+            ),
         }
         for prefix, (layer, inp) in layers.items():
             with torch.no_grad():
@@ -192,8 +207,16 @@ def _build_flow(ctx: ProbeContext) -> torch.nn.Module:
     b = ctx.budget
     images = ctx.data["train_images"]
     torch.manual_seed(ctx.seed)
-    return _module(ctx.get("RealNVP")(tuple(images.shape[-2:]), images.shape[1], int(b["n_filters"]),
-                                      int(b["n_blocks"]), int(ctx.data["nbins"][0])), "RealNVP(...)")
+    return _module(
+        ctx.get("RealNVP")(
+            tuple(images.shape[-2:]),
+            images.shape[1],
+            int(b["n_filters"]),
+            int(b["n_blocks"]),
+            int(ctx.data["nbins"][0]),
+        ),
+        "RealNVP(...)",
+    )
 
 
 def _dequantized(ctx: ProbeContext) -> torch.Tensor:
@@ -225,8 +248,14 @@ def img_train(ctx: ProbeContext) -> None:
     """Train RealNVP with the grader's loop; latents, log-dets and log_prob on dequantized test images."""
     flow = _build_flow(ctx)
     b = ctx.budget
-    losses = train(flow, _levels(ctx, "train_images"), steps=int(b["steps"]), batch_size=int(b["batch_size"]),
-                   lr=float(b["lr"]), seed=ctx.seed)
+    losses = train(
+        flow,
+        _levels(ctx, "train_images"),
+        steps=int(b["steps"]),
+        batch_size=int(b["batch_size"]),
+        lr=float(b["lr"]),
+        seed=ctx.seed,
+    )
     ctx.save("losses", torch.tensor(losses))
     x, u = _levels(ctx, "test_images"), ctx.data["test_u"]
     with torch.no_grad():

@@ -25,7 +25,7 @@ items:
   - {id: discussion, task: code, kind: manual, title: "Discussion", points: 4}
 """
 
-PROBES = '''\
+PROBES = """\
 import torch
 from harness import ProbeContext, probe
 
@@ -34,9 +34,9 @@ from harness import ProbeContext, probe
 def square(ctx: ProbeContext) -> None:
     fn = ctx.get("square")
     ctx.save("values", torch.tensor([float(fn(float(x))) for x in range(5)], dtype=torch.float32))
-'''
+"""
 
-CHECKS = '''\
+CHECKS = """\
 import numpy as np
 
 from grader.checks import CheckContext, CheckResult, check
@@ -47,7 +47,7 @@ def square(ctx: CheckContext) -> CheckResult:
     got = ctx.tensor("square/values", shape=(5,))
     ok = np.isclose(got, np.arange(5, dtype=np.float32) ** 2)
     return CheckResult(fraction=float(ok.mean()), message=f"{int(ok.sum())} of 5 values right")
-'''
+"""
 
 
 def _cell(kind: str, source: str, cell_id: str, tags: list[str] | None = None) -> dict:

@@ -38,13 +38,15 @@ def test_loads_local_file_checked_by_hash_and_gives_2048_pool_and_1008_logits(ra
     model = load_inception(path, expected_sha256=sha[:8])
     assert torch.equal(model.Mixed_7c.branch_pool.bn.running_mean, state["Mixed_7c.branch_pool.bn.running_mean"])
     images = np.random.default_rng(0).random((2, 3, 32, 32)).astype(np.float32)
-    pool, logits = inception_features(model, images, batch_size=2)
+    pool, logits = inception_features(model, images, batch_size=2)  # resized to 299 inside
     assert pool.shape == (2, POOL_DIM) and logits.shape == (2, NUM_LOGITS)
     assert pool.dtype == np.float64 and np.all(np.isfinite(pool)) and np.all(pool >= 0)  # post-ReLU average
     np.testing.assert_allclose(logits, pool @ state["fc.weight"].double().numpy().T + state["fc.bias"].double().numpy(),
                                rtol=1e-4, atol=1e-4)
-    grey_pool, _ = inception_features(model, images[:, :1], batch_size=2)  # grey images are tiled to RGB
-    tiled_pool, _ = inception_features(model, np.repeat(images[:, :1], 3, axis=1), batch_size=2)
+    small = load_inception(path, expected_sha256=sha, resize_input=False)  # 75x75 keeps this test fast
+    grey = np.random.default_rng(1).random((1, 1, 75, 75)).astype(np.float32)
+    grey_pool, _ = inception_features(small, grey)  # grey images are tiled to RGB
+    tiled_pool, _ = inception_features(small, np.repeat(grey, 3, axis=1))
     np.testing.assert_allclose(grey_pool, tiled_pool, rtol=1e-5)
 
 

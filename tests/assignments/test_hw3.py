@@ -1,0 +1,93 @@
+"""Homework 3 graded through the real pipeline: the solved notebook gets every automatic point, the
+blank template none, and each fixture loses exactly the items `tests/fixtures/hw3/expected.yaml` lists."""
+
+from __future__ import annotations
+
+import importlib.util
+from functools import cache
+from pathlib import Path
+
+import nbformat
+import numpy as np
+import pytest
+import torch
+import yaml
+
+from grader import Report, grade, load_assignment
+from grader.checks import find_checks
+
+pytestmark = [pytest.mark.xdist_group("hw3"), pytest.mark.slow]
+
+ROOT = Path(__file__).resolve().parents[2]
+FIXTURES = ROOT / "tests" / "fixtures" / "hw3"
+SOLVED = ROOT / "reference_solutions" / "notebooks" / "hw3.ipynb"
+EXPECTED = yaml.safe_load((FIXTURES / "expected.yaml").read_text())["fixtures"]
+SEED = 7
+
+
+@cache
+def graded(path: Path) -> Report:
+    """Each notebook is graded once per test session, whatever the number of tests that look at it."""
+    return grade(path, "hw3", profile="ci", sandbox="bwrap", seed=SEED)
+
+
+def _auto(report: Report) -> dict[str, tuple[float, float, str]]:
+    return {i.id: (i.points, i.max_points, i.message) for i in report.items if i.kind != "manual"}
+
+
+def test_rubric_and_checks_agree() -> None:
+    hw3 = load_assignment("hw3")
+    assert hw3.rubric.points == 13
+    suite = find_checks(hw3.load_checks(), hw3.rubric)
+    assert suite.make_inputs is not None
+    assert {t.id: t.points for t in hw3.rubric.tasks} == {"theory": 5, "realnvp_2d": 3, "realnvp_images": 5}
+    assert set(hw3.baselines("ci")) == {"c2d_nll", "img_nll"}
+
+
+def test_logit_reference_values_match_the_reference_model() -> None:
+    """The §2.3 values the img_logit check uses are what reference_solutions.realnvp computes."""
+    from reference_solutions.realnvp import LogitTransform
+
+    checks = load_assignment("hw3").load_checks()
+    z, log_det = LogitTransform(0.05)(torch.arange(4, dtype=torch.float64) / 256)
+    np.testing.assert_allclose(z.numpy(), checks.LOGIT_Z, rtol=1e-6)
+    np.testing.assert_allclose(log_det.numpy(), checks.LOGIT_LOG_DET, rtol=1e-6)
+
+
+def test_fixtures_are_built_from_the_current_solution(tmp_path: Path) -> None:
+    spec = importlib.util.spec_from_file_location("hw3_make_fixtures", FIXTURES / "make_fixtures.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    module.HERE = tmp_path
+    module.main()
+    assert set(module.FIXTURES) == set(EXPECTED)
+    for name in EXPECTED:
+        fresh = nbformat.read(str(tmp_path / name), as_version=4)
+        stored = nbformat.read(str(FIXTURES / name), as_version=4)
+        assert [c.source for c in fresh.cells] == [c.source for c in stored.cells], f"{name} is stale"
+
+
+def test_solution_gets_every_automatic_point() -> None:
+    report = graded(SOLVED)
+    lost = {k: v for k, v in _auto(report).items() if v[0] < v[1]}
+    assert not lost, lost
+    assert report.auto_total == report.auto_max == 10
+    assert report.pending_manual == 3
+    assert report.sandbox.isolated
+
+
+def test_blank_template_gets_nothing() -> None:
+    report = graded(load_assignment("hw3").template_path)
+    assert report.auto_total == 0, {k: v for k, v in _auto(report).items() if v[0] > 0}
+
+
+@pytest.mark.parametrize("name", sorted(EXPECTED))
+def test_fixture_loses_exactly_its_items(name: str) -> None:
+    items = _auto(graded(FIXTURES / name))
+    lose = set(EXPECTED[name]["lose"])
+    assert lose <= items.keys()
+    kept_wrongly = {i: items[i] for i in lose if items[i][0] >= items[i][1]}
+    lost_wrongly = {i: v for i, v in items.items() if i not in lose and v[0] < v[1]}
+    assert not kept_wrongly, f"{name} should lose {sorted(kept_wrongly)}: {kept_wrongly}"
+    assert not lost_wrongly, f"{name} should keep {sorted(lost_wrongly)}: {lost_wrongly}"
