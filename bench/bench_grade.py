@@ -28,11 +28,16 @@ def main() -> None:
             start = time.perf_counter()
             report = grade(assignment.solution_path, assignment, profile=args.profile, sandbox=backend, seed=run)
             times[backend].append(time.perf_counter() - start)
-            print(f"run {run + 1}/{args.runs} {backend:5s}: {times[backend][-1]:6.1f} s, "
-                  f"{report.auto_total:g}/{report.auto_max:g} automatic points", flush=True)
+            print(
+                f"run {run + 1}/{args.runs} {backend:5s}: {times[backend][-1]:6.1f} s, "
+                f"{report.auto_total:g}/{report.auto_max:g} automatic points",
+                flush=True,
+            )
     sandboxed, bare = statistics.median(times["bwrap"]), statistics.median(times["none"])
-    print(f"{args.assignment} ({args.profile}): {sandboxed:.1f} s per notebook in the bwrap sandbox, "
-          f"{bare:.1f} s without isolation; overhead ratio {sandboxed / bare:.3f}")
+    print(
+        f"{args.assignment} ({args.profile}): {sandboxed:.1f} s per notebook in the bwrap sandbox, "
+        f"{bare:.1f} s without isolation; overhead ratio {sandboxed / bare:.3f}"
+    )
 
 
 if __name__ == "__main__":

@@ -11,7 +11,9 @@ from urllib.parse import quote
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
+from sqlalchemy import text
 from starlette.middleware.base import BaseHTTPMiddleware, RequestResponseEndpoint
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from server.api.deps import AppContext
 from server.api.routes import admin, assignments, auth, gradebook, submissions
@@ -22,11 +24,12 @@ from server.errors import DomainError, NotAuthenticated, RateLimited
 from server.pages import routes as pages
 from server.pages.routes import TEMPLATES
 from server.services import courses
-from server.storage import FileStore
+from server.storage import FileStore, human_size
 from server.worker import BackgroundWorker, Worker
 
 log = logging.getLogger(__name__)
 
+_MULTIPART_ALLOWANCE = 64 * 1024  # the multipart envelope around the largest allowed notebook
 STATIC_DIR = Path(__file__).resolve().parent / "static"
 
 _CSP = (
@@ -68,6 +71,55 @@ async def _security_headers(request: Request, call_next: RequestResponseEndpoint
     if response.headers.get("content-type", "").startswith("text/html"):
         response.headers.setdefault("Content-Security-Policy", _CSP)
     return response
+
+
+class BodySizeLimit:
+    """Refuse request bodies over ``max_bytes`` with 413 before the multipart parser spools them.
+
+    FastAPI parses a form before any dependency runs, so the limit has to sit in front of the app:
+    by ``Content-Length`` when it is sent, else by counting the streamed chunks.
+    """
+
+    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["method"] not in ("POST", "PUT", "PATCH"):
+            await self.app(scope, receive, send)
+            return
+        length = dict(scope["headers"]).get(b"content-length")
+        if length is not None and length.isdigit() and int(length) > self.max_bytes:
+            await self._refuse(scope, receive, send)
+            return
+        seen = 0
+        too_large = False
+        end_of_body: Message = {"type": "http.request", "body": b"", "more_body": False}
+
+        async def counting_receive() -> Message:
+            nonlocal seen, too_large
+            if too_large:
+                return end_of_body
+            message = await receive()
+            if message["type"] == "http.request":
+                seen += len(message.get("body", b""))
+                if seen > self.max_bytes:
+                    too_large = True  # cut the body short; the app's (parse error) answer is replaced
+                    return end_of_body
+            return message
+
+        async def guarded_send(message: Message) -> None:
+            if not too_large:
+                await send(message)
+            elif message["type"] == "http.response.start":
+                await self._refuse(scope, receive, send)
+
+        await self.app(scope, counting_receive, guarded_send)
+
+    async def _refuse(self, scope: Scope, receive: Receive, send: Send) -> None:
+        limit = human_size(self.max_bytes - _MULTIPART_ALLOWANCE)
+        response = JSONResponse({"detail": f"the upload is larger than the limit of {limit}"}, 413)
+        await response(scope, receive, send)
 
 
 def _domain_error(request: Request, exc: Exception) -> Response:
@@ -120,9 +172,19 @@ def create_app(
     )
     app.state.ctx = ctx
     app.add_middleware(BaseHTTPMiddleware, dispatch=_security_headers)
+    # Room for the multipart envelope around the largest allowed notebook.
+    app.add_middleware(BodySizeLimit, max_bytes=settings.max_upload_bytes + _MULTIPART_ALLOWANCE)
     app.add_exception_handler(DomainError, _domain_error)
     for router in (auth.router, submissions.router, assignments.router, gradebook.router, admin.router):
         app.include_router(router, prefix="/api")
     app.include_router(pages.router)
+
+    @app.get("/healthz", include_in_schema=False)
+    def healthz() -> dict[str, str]:
+        """Liveness and database reachability, for container health checks."""
+        with ctx.db.session() as session:
+            session.execute(text("SELECT 1"))
+        return {"status": "ok"}
+
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     return app

@@ -8,6 +8,14 @@ import tempfile
 from pathlib import Path
 
 
+def human_size(n: int) -> str:
+    """``16 MiB``, ``50 KiB``: sizes for error messages."""
+    for unit, scale in (("GiB", 2**30), ("MiB", 2**20), ("KiB", 2**10)):
+        if n >= scale:
+            return f"{n / scale:.3g} {unit}"
+    return f"{n} bytes"
+
+
 class FileStore:
     """Files named by their SHA-256; writing the same bytes twice stores them once."""
 

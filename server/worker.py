@@ -93,9 +93,8 @@ class Worker:
         log.info(
             "job %d: grading submission %d (%s, attempt %d)", job.id, job.submission_id, job.assignment, job.attempt
         )
-        lost = threading.Event()
         done = threading.Event()
-        beat = threading.Thread(target=self._heartbeat, args=(job, done, lost), daemon=True)
+        beat = threading.Thread(target=self._heartbeat, args=(job, done), daemon=True)
         beat.start()
         workdir = Path(tempfile.mkdtemp(prefix=f"dgm-job{job.id}-"))
         future: Future[Report] = Future()
@@ -161,12 +160,12 @@ class Worker:
         self.processed += state == "failed"
         log.warning("job %d: %s -> %s", job.id, message, state)
 
-    def _heartbeat(self, job: queue.ClaimedJob, done: threading.Event, lost: threading.Event) -> None:
+    def _heartbeat(self, job: queue.ClaimedJob, done: threading.Event) -> None:
+        """Extend the lease until ``done``. A lost lease needs no action here: completion re-checks it."""
         while not done.wait(self.settings.heartbeat_s):
             try:
                 if not queue.heartbeat(self.db, job_id=job.id, worker_id=self.worker_id, lease_s=self.settings.lease_s):
-                    lost.set()
-                    log.warning("job %d: lease lost", job.id)
+                    log.warning("job %d: lease lost; its result will be discarded", job.id)
                     return
             except Exception:
                 log.exception("job %d: heartbeat failed", job.id)

@@ -69,8 +69,13 @@ def make_inputs(profile: str, seed: int) -> dict[str, np.ndarray]:
     return {
         "train_images": train,
         "test_images": test,
-        "kl_m1": draw(-2, 2), "kl_s1": draw(-1.5, 1.5), "kl_m2": draw(-2, 2), "kl_s2": draw(-1.5, 1.5),
-        "nll_x": draw(-2, 2), "nll_m": draw(-2, 2), "nll_s": draw(-1.5, 1.5),
+        "kl_m1": draw(-2, 2),
+        "kl_s1": draw(-1.5, 1.5),
+        "kl_m2": draw(-2, 2),
+        "kl_s2": draw(-1.5, 1.5),
+        "nll_x": draw(-2, 2),
+        "nll_m": draw(-2, 2),
+        "nll_s": draw(-1.5, 1.5),
         "elbo_beta": np.array([ELBO_BETA], dtype=np.float64),
         "block_input": np.array(BLOCK_INPUT, dtype=np.int64),
         "block_cases": np.array(BLOCK_CASES, dtype=np.int64),
@@ -112,10 +117,14 @@ def vae_helpers(ctx: CheckContext) -> CheckResult:
     d = {k: _t(v) for k, v in ctx.inputs.items() if k.startswith(("kl_", "nll_"))}
     cases = {
         "kl_default": ("get_normal_KL(mean1, logstd1) against N(0, 1)", get_normal_KL(d["kl_m1"], d["kl_s1"])),
-        "kl_full": ("get_normal_KL(mean1, logstd1, mean2, logstd2)",
-                    get_normal_KL(d["kl_m1"], d["kl_s1"], d["kl_m2"], d["kl_s2"])),
-        "kl_mean2": ("get_normal_KL(mean1, logstd1, mean2) with logstd2 left out",
-                     get_normal_KL(d["kl_m1"], d["kl_s1"], d["kl_m2"])),
+        "kl_full": (
+            "get_normal_KL(mean1, logstd1, mean2, logstd2)",
+            get_normal_KL(d["kl_m1"], d["kl_s1"], d["kl_m2"], d["kl_s2"]),
+        ),
+        "kl_mean2": (
+            "get_normal_KL(mean1, logstd1, mean2) with logstd2 left out",
+            get_normal_KL(d["kl_m1"], d["kl_s1"], d["kl_m2"]),
+        ),
         "nll": ("get_normal_nll(x, mean, logstd)", get_normal_nll(d["nll_x"], d["nll_m"], d["nll_s"])),
     }
     failures = []
@@ -137,8 +146,9 @@ def vae_helpers(ctx: CheckContext) -> CheckResult:
 # ---------------------------------------------------------------- loss = -ELBO of the model's outputs
 
 
-def _reference_terms(x: torch.Tensor, mu: np.ndarray, log_std: np.ndarray, x_recon: np.ndarray
-                     ) -> tuple[torch.Tensor, torch.Tensor]:
+def _reference_terms(
+    x: torch.Tensor, mu: np.ndarray, log_std: np.ndarray, x_recon: np.ndarray
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Per-image -log p(x̃|z) (constant included) and KL(q(z|x) || N(0, I)), both (B,), float64."""
     x_tilde = 2.0 * x - 1.0
     recon = get_normal_nll(x_tilde, _t(x_recon), torch.zeros_like(x_tilde)).flatten(1).sum(1)
@@ -177,16 +187,21 @@ def _elbo_problems(ctx: CheckContext, prefix: str) -> tuple[list[str], str]:
     dims = int(np.prod(x.shape[1:]))
     if not _close(got["recon_loss"], recon_ref):
         hint = " (a mean over pixels? sum them)" if _close(got["recon_loss"], recon_ref / dims) else ""
-        problems.append(f"recon_loss = {got['recon_loss']:.6g}, but -log N(2x - 1; x_recon, I) of the model's own "
-                        f"x_recon, summed over pixels and averaged over the batch, is {recon_ref:.6g}{hint}")
+        problems.append(
+            f"recon_loss = {got['recon_loss']:.6g}, but -log N(2x - 1; x_recon, I) of the model's own "
+            f"x_recon, summed over pixels and averaged over the batch, is {recon_ref:.6g}{hint}"
+        )
     if not _close(got["kl_loss"], kl_ref):
-        problems.append(f"kl_loss = {got['kl_loss']:.6g}, but KL(N(mu_z, exp(log_std_z)^2) || N(0, I)) of the "
-                        f"model's own mu_z, log_std_z is {kl_ref:.6g}{_diagnose_kl(got['kl_loss'], kl_ref)}")
+        problems.append(
+            f"kl_loss = {got['kl_loss']:.6g}, but KL(N(mu_z, exp(log_std_z)^2) || N(0, I)) of the "
+            f"model's own mu_z, log_std_z is {kl_ref:.6g}{_diagnose_kl(got['kl_loss'], kl_ref)}"
+        )
     want_total = got["recon_loss"] + ELBO_BETA * got["kl_loss"]
     if not _close(total, want_total):
         hint = " (beta ignored?)" if _close(total, got["recon_loss"] + got["kl_loss"]) else ""
-        problems.append(f"with beta = {ELBO_BETA}, {key} = {total:.6g} but recon_loss + beta * kl_loss = "
-                        f"{want_total:.6g}{hint}")
+        problems.append(
+            f"with beta = {ELBO_BETA}, {key} = {total:.6g} but recon_loss + beta * kl_loss = {want_total:.6g}{hint}"
+        )
     summary = f"recon {recon_ref:.2f} + {ELBO_BETA} * KL {kl_ref:.3f} nats/image"
     return problems, summary
 
@@ -197,20 +212,24 @@ def _reparam_problems(ctx: CheckContext, prefix: str) -> tuple[list[str], str]:
     problems = []
     enc, dec = float(record.get("encoder_grad", 0.0)), float(record.get("decoder_grad", 0.0))
     if not enc > 1e-6 * max(dec, 1e-6):
-        problems.append(f"the reconstruction term sends no gradient to the encoder (|grad| = {enc:.3g}, decoder "
-                        f"{dec:.3g}): sample z = mu + exp(log_std) * eps inside the graph, without detach() or "
-                        "torch.no_grad()")
+        problems.append(
+            f"the reconstruction term sends no gradient to the encoder (|grad| = {enc:.3g}, decoder "
+            f"{dec:.3g}): sample z = mu + exp(log_std) * eps inside the graph, without detach() or "
+            "torch.no_grad()"
+        )
     mu = ctx.tensor(f"{probe}/mu_z", shape=(None, None, None))
     log_std = ctx.tensor(f"{probe}/log_std_z", shape=mu.shape)
     z = ctx.tensor(f"{probe}/z", shape=(mu.shape[0], mu.shape[1], None))
     if z.shape != mu.shape:
-        return problems + [f"the decoder received z with {z.shape[2]} values per image, but mu_z has "
-                           f"{mu.shape[2]} dimensions"], ""
+        return [
+            *problems,
+            f"the decoder received z with {z.shape[2]} values per image, but mu_z has {mu.shape[2]} dimensions",
+        ], ""
     std = np.exp(log_std.astype(np.float64))
     eps = (z - mu) / std  # (draws, B, L): must be N(0, 1) noise
     usable = (std > MIN_STD).all(axis=(0, 1))
     if not usable.any():
-        return problems + ["every posterior standard deviation is below 1e-3; cannot check the sampler"], ""
+        return [*problems, "every posterior standard deviation is below 1e-3; cannot check the sampler"], ""
     eps = eps[:, :, usable].reshape(-1, int(usable.sum()))
     mean, spread = eps.mean(axis=0), eps.std(axis=0)
     if float(np.abs(z - z[:1]).max()) == 0.0:
@@ -219,9 +238,11 @@ def _reparam_problems(ctx: CheckContext, prefix: str) -> tuple[list[str], str]:
         bad_std = (spread < EPS_STD_RANGE[0]) | (spread > EPS_STD_RANGE[1])
         if bad_std.any():
             j = int(np.argmax(np.abs(np.log(spread))))
-            problems.append(f"the spread of z around mu_z is not exp(log_std_z) in {int(bad_std.sum())} of "
-                            f"{len(spread)} latent dimensions (e.g. std of (z - mu)/exp(log_std) = {spread[j]:.2f}, "
-                            "expected 1); is log_std read as a log-variance somewhere?")
+            problems.append(
+                f"the spread of z around mu_z is not exp(log_std_z) in {int(bad_std.sum())} of "
+                f"{len(spread)} latent dimensions (e.g. std of (z - mu)/exp(log_std) = {spread[j]:.2f}, "
+                "expected 1); is log_std read as a log-variance somewhere?"
+            )
         if (np.abs(mean) > EPS_MEAN_TOL).any():
             problems.append(f"z is not centred on mu_z (mean of (z - mu)/exp(log_std) up to {np.abs(mean).max():.2f})")
     trained = "the trained model" if record.get("trained") else "an untrained model"
@@ -268,28 +289,36 @@ def resnet_blocks(ctx: CheckContext) -> CheckResult:
     record = ctx.probe("resnet_blocks").values
     batch, height, width = BLOCK_INPUT
     failures, n = [], 0
-    for name, cls, cases in (("block", "ResNetBlock", BLOCK_CASES), ("transpose", "ResNetTransposeBlock",
-                                                                      TRANSPOSE_CASES)):
+    for name, cls, cases in (
+        ("block", "ResNetBlock", BLOCK_CASES),
+        ("transpose", "ResNetTransposeBlock", TRANSPOSE_CASES),
+    ):
         for i, (c_in, c_out, k, s) in enumerate(cases):
             n += 1
             h, w = (height // s, width // s) if name == "block" else (height * s, width * s)
             call = f"{cls}({c_in}, {c_out}, kernel_size={k}, stride={s})"
             if f"{name}_{i}_error" in record:
-                failures.append(f"{call} failed on a ({batch}, {c_in}, {height}, {width}) input: "
-                                f"{record[f'{name}_{i}_error']}")
+                failures.append(
+                    f"{call} failed on a ({batch}, {c_in}, {height}, {width}) input: {record[f'{name}_{i}_error']}"
+                )
                 continue
             got = tuple(int(v) for v in ctx.tensor(f"resnet_blocks/{name}_{i}_shape", shape=(4,), dtype="int64"))
             if got != (batch, c_out, h, w):
-                failures.append(f"{call} maps ({batch}, {c_in}, {height}, {width}) to {got}, expected "
-                                f"{(batch, c_out, h, w)}")
+                failures.append(
+                    f"{call} maps ({batch}, {c_in}, {height}, {width}) to {got}, expected {(batch, c_out, h, w)}"
+                )
         n += 1
         low_on, low_off = record.get(f"{name}_min_relu_True"), record.get(f"{name}_min_relu_False")
         if not isinstance(low_on, float) or not isinstance(low_off, float):
-            failures.append(f"{cls}(4, 4, 3, 1, final_relu=...) failed: "
-                            f"{record.get(f'{name}_relu_True_error') or record.get(f'{name}_relu_False_error')}")
+            failures.append(
+                f"{cls}(4, 4, 3, 1, final_relu=...) failed: "
+                f"{record.get(f'{name}_relu_True_error') or record.get(f'{name}_relu_False_error')}"
+            )
         elif low_on < 0 or low_off >= 0:
-            failures.append(f"{cls}: final_relu=True must end with a ReLU (min {low_on:.3g}) and final_relu=False "
-                            f"must not (min {low_off:.3g} on random input)")
+            failures.append(
+                f"{cls}: final_relu=True must end with a ReLU (min {low_on:.3g}) and final_relu=False "
+                f"must not (min {low_off:.3g} on random input)"
+            )
     message = "; ".join(failures) or f"all {n} block cases have the right output shapes and final ReLU behaviour"
     return CheckResult((n - len(failures)) / n, message)
 
@@ -314,19 +343,30 @@ def _nll_item(ctx: CheckContext, prefix: str) -> CheckResult:
     active = int((mu.astype(np.float64).var(axis=0) > ACTIVE_UNIT_VAR).sum())
     x_tilde = 2.0 * x - 1.0
     distortion = float((0.5 * (x_tilde - _t(x_recon)) ** 2).flatten(1).sum(1).mean())
-    message = (f"rate (KL) {float(kl.mean()):.2f} + distortion {distortion:.2f} nats/image; -ELBO bound "
-               f"{bound:.4f} bits/dim with the bin width; {active} of {mu.shape[1]} latent dimensions active; "
-               f"train loss {record.get('first_loss', float('nan')):.1f} -> {record.get('last_loss', float('nan')):.1f} "
-               f"in {ctx.budget(probe).get('steps')} steps")
+    first, last = record.get("first_loss", float("nan")), record.get("last_loss", float("nan"))
+    message = (
+        f"rate (KL) {float(kl.mean()):.2f} + distortion {distortion:.2f} nats/image; -ELBO bound "
+        f"{bound:.4f} bits/dim with the bin width; {active} of {mu.shape[1]} latent dimensions active; "
+        f"train loss {first:.1f} -> {last:.1f} in {ctx.budget(probe).get('steps')} steps"
+    )
     if active == 0:
-        message += ("; posterior collapse: no latent dimension carries information about x (costs no points "
-                    "by itself, but the reconstructions are then one blurred average image)")
+        message += (
+            "; posterior collapse: no latent dimension carries information about x (costs no points "
+            "by itself, but the reconstructions are then one blurred average image)"
+        )
     n_show = min(8, len(x))
     pairs = torch.cat([x[:n_show], ((_t(x_recon[:n_show]) + 1) / 2).clamp(0, 1)])
     ctx.figure(f"{MODELS[prefix]}: test images (top) and decoder means (bottom)", pairs.numpy(), nrow=n_show)
-    return CheckResult(value=value, message=message,
-                       details={"bound_bits_per_dim": bound, "kl_nats": float(kl.mean()), "distortion_nats": distortion,
-                                "active_units": active})
+    return CheckResult(
+        value=value,
+        message=message,
+        details={
+            "bound_bits_per_dim": bound,
+            "kl_nats": float(kl.mean()),
+            "distortion_nats": distortion,
+            "active_units": active,
+        },
+    )
 
 
 def _fd_item(ctx: CheckContext, prefix: str) -> CheckResult:
@@ -337,8 +377,10 @@ def _fd_item(ctx: CheckContext, prefix: str) -> CheckResult:
     samples = ctx.tensor(f"{probe}/samples", shape=(n, *x.shape[1:]), dtype="float32")
     low, high = float(samples.min()), float(samples.max())
     if low < 0.0 or high > 1.0:
-        raise ArtifactError(f"samples: expected values in [0, 1] (sample() maps the decoder mean back from "
-                            f"[-1, 1]), got [{low:.3g}, {high:.3g}]")
+        raise ArtifactError(
+            f"samples: expected values in [0, 1] (sample() maps the decoder mean back from "
+            f"[-1, 1]), got [{low:.3g}, {high:.3g}]"
+        )
     ctx.figure(f"{MODELS[prefix]} samples", samples[:64])
     extractor = DATASET[ctx.profile][3]
     value = fd_classifier(extractor, samples, x.numpy().astype(np.float32))

@@ -25,6 +25,7 @@ ELBO_BATCH = 16  # test images in the loss-consistency batch (built with beta = 
 REPARAM_BATCH = 8  # test images whose latent draws are recorded
 REPARAM_DRAWS = 64  # forward passes per image
 EVAL_CHUNK = 256
+ENCODER_SHIFT = -1.5  # added to the encoder's outputs while latent draws are recorded (see _reparam)
 
 
 def _tensor(value: Any, what: str) -> torch.Tensor:
@@ -48,8 +49,9 @@ def _loss_dict(out: Any) -> dict:
         raise ProbeError(f"loss(x) must return a dict, got {type(out).__name__}")
     missing = [k for k in ("recon_loss", "kl_loss") if k not in out]
     if missing or not ({"total_loss", "elbo_loss"} & out.keys()):
-        raise ProbeError(f"loss(x) must return 'total_loss' (or 'elbo_loss'), 'recon_loss' and 'kl_loss'; "
-                         f"got keys {sorted(out)}")
+        raise ProbeError(
+            f"loss(x) must return 'total_loss' (or 'elbo_loss'), 'recon_loss' and 'kl_loss'; got keys {sorted(out)}"
+        )
     return out
 
 
@@ -65,8 +67,10 @@ def _forward(model: torch.nn.Module, x: torch.Tensor) -> tuple[torch.Tensor, tor
     if not all(isinstance(t, torch.Tensor) for t in out):
         raise ProbeError("forward(x) must return three tensors (mu_z, log_std_z, x_recon)")
     if mu.dim() != 2 or log_std.shape != mu.shape:
-        raise ProbeError(f"forward(x): mu_z and log_std_z must both be (B, n_latent), got {tuple(mu.shape)} "
-                         f"and {tuple(log_std.shape)}")
+        raise ProbeError(
+            f"forward(x): mu_z and log_std_z must both be (B, n_latent), got {tuple(mu.shape)} "
+            f"and {tuple(log_std.shape)}"
+        )
     if x_recon.shape != x.shape:
         raise ProbeError(f"forward(x): x_recon must have the shape of x {tuple(x.shape)}, got {tuple(x_recon.shape)}")
     return mu, log_std, x_recon
@@ -186,8 +190,15 @@ def _train(ctx: ProbeContext, prefix: str) -> None:
     x = _images(ctx, "train_images")
     torch.manual_seed(ctx.seed)
     key = _loss_key(_loss_dict(model.loss(x[:2])))
-    losses = train(model, x, steps=int(ctx.budget["steps"]), batch_size=int(ctx.budget["batch_size"]),
-                   lr=float(ctx.budget["lr"]), seed=ctx.seed, loss_key=key)
+    losses = train(
+        model,
+        x,
+        steps=int(ctx.budget["steps"]),
+        batch_size=int(ctx.budget["batch_size"]),
+        lr=float(ctx.budget["lr"]),
+        seed=ctx.seed,
+        loss_key=key,
+    )
     ctx.record("first_loss", losses[0])
     ctx.record("last_loss", sum(losses[-10:]) / len(losses[-10:]))
     model.eval()
@@ -221,8 +232,10 @@ def _reparam(ctx: ProbeContext, prefix: str) -> None:
     recon = _loss_dict(model.loss(x))["recon_loss"]
     if isinstance(recon, torch.Tensor) and recon.requires_grad:
         recon.backward()
-    norms = {part: sum(float(p.grad.abs().sum()) for p in getattr(model, part).parameters() if p.grad is not None)
-             for part in ("encoder", "decoder")}
+    norms = {
+        part: sum(float(p.grad.abs().sum()) for p in getattr(model, part).parameters() if p.grad is not None)
+        for part in ("encoder", "decoder")
+    }
     ctx.record("encoder_grad", norms["encoder"])
     ctx.record("decoder_grad", norms["decoder"])
     model.zero_grad(set_to_none=True)
@@ -233,7 +246,16 @@ def _reparam(ctx: ProbeContext, prefix: str) -> None:
         if args and isinstance(args[0], torch.Tensor):
             seen.append(args[0].detach().reshape(args[0].shape[0], -1).clone())
 
-    handle = model.decoder.register_forward_pre_hook(capture)
+    def narrow(module: torch.nn.Module, args: tuple, output: Any) -> Any:
+        # Shift every encoder output by ENCODER_SHIFT: log_std moves far from 0, where reading it as a
+        # log-variance changes the spread of z by exp(ENCODER_SHIFT / 2); a correct sampler is unaffected.
+        if isinstance(output, torch.Tensor):
+            return output + ENCODER_SHIFT
+        if isinstance(output, tuple | list) and all(isinstance(t, torch.Tensor) for t in output):
+            return type(output)(t + ENCODER_SHIFT for t in output)
+        return output
+
+    handles = [model.decoder.register_forward_pre_hook(capture), model.encoder.register_forward_hook(narrow)]
     mus, log_stds = [], []
     try:
         with torch.no_grad():
@@ -243,11 +265,14 @@ def _reparam(ctx: ProbeContext, prefix: str) -> None:
                 mus.append(mu)
                 log_stds.append(log_std)
     finally:
-        handle.remove()
+        for handle in handles:
+            handle.remove()
         model.eval()
     if len(seen) != REPARAM_DRAWS:
-        raise ProbeError(f"model.decoder was called {len(seen)} times in {REPARAM_DRAWS} forward passes; "
-                         "forward(x) must decode one z per image")
+        raise ProbeError(
+            f"model.decoder was called {len(seen)} times in {REPARAM_DRAWS} forward passes; "
+            "forward(x) must decode one z per image"
+        )
     # (draws, B, n_latent) each; mu and log_std per draw, so that dropout in an encoder does no harm
     ctx.save("mu_z", torch.stack(mus))
     ctx.save("log_std_z", torch.stack(log_stds))

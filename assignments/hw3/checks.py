@@ -31,8 +31,10 @@ LOGIT_ALPHA = 0.05
 LOGIT_Z = np.array([-2.944439, -2.8727808, -2.8054335, -2.7418802])
 LOGIT_LOG_DET = np.array([2.9416652, 2.8774219, 2.8175175, 2.7614343])
 
-ROUND_TRIP_ATOL = 1e-6  # float64 round trips; a wrong inverse is off by O(0.1)
-LOG_DET_ATOL = 1e-6  # float64 log-dets vs slogdet of the autograd Jacobian
+# float64 round trips and log-dets (vs slogdet of the autograd Jacobian); float32 when the student's
+# module would not run in float64. A wrong inverse or log-det is off by O(0.1).
+ROUND_TRIP_ATOL = {np.dtype("float64"): 1e-6, np.dtype("float32"): 1e-4}
+LOG_DET_ATOL = {np.dtype("float64"): 1e-6, np.dtype("float32"): 1e-3}
 MASS_TOLERANCE = 0.05  # |integral of exp(log_prob) - 1| over the grid
 NEAR_DATA = 0.25  # a 2-D sample counts as on the data within this distance of a test point
 MIN_NEAR_FRACTION = 0.7
@@ -73,7 +75,8 @@ def _round_trip(ctx: CheckContext, key: str, target: np.ndarray, what: str) -> s
     """None when the reconstruction matches, else a message for the student."""
     got = ctx.tensor(key, shape=target.shape)
     err = float(np.abs(got - target).max())
-    return None if err <= ROUND_TRIP_ATOL * (1 + np.abs(target).max()) else f"{what}: max |x - f^-1(f(x))| = {err:.3g}"
+    atol = ROUND_TRIP_ATOL.get(got.dtype, ROUND_TRIP_ATOL[np.dtype("float32")])
+    return None if err <= atol * (1 + np.abs(target).max()) else f"{what}: max |x - f^-1(f(x))| = {err:.3g}"
 
 
 def _log_det_vs_jacobian(ctx: CheckContext, prefix: str, what: str, n: int | None = None) -> str | None:
@@ -88,7 +91,7 @@ def _log_det_vs_jacobian(ctx: CheckContext, prefix: str, what: str, n: int | Non
     if (sign == 0).any():
         return f"{what}: the Jacobian is singular, the map is not invertible"
     diff = np.abs(log_det - true)
-    bad = diff > LOG_DET_ATOL * (1 + np.abs(true))
+    bad = diff > LOG_DET_ATOL.get(jac.dtype, LOG_DET_ATOL[np.dtype("float32")]) * (1 + np.abs(true))
     if not bad.any():
         return None
     return (
@@ -132,7 +135,7 @@ def _inverse_log_det(ctx: CheckContext, prefix: str, what: str) -> str | None:
     fwd = ctx.tensor(f"{prefix}log_det", shape=(None,))
     inv = ctx.tensor(f"{prefix}log_det_inv", shape=fwd.shape)
     err = float(np.abs(fwd + inv).max())
-    if err <= LOG_DET_ATOL * (1 + np.abs(fwd).max()):
+    if err <= LOG_DET_ATOL.get(fwd.dtype, LOG_DET_ATOL[np.dtype("float32")]) * (1 + np.abs(fwd).max()):
         return None
     return f"{what}: the inverse's log-det is not minus the forward one (off by up to {err:.3g})"
 

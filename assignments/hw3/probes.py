@@ -29,6 +29,7 @@ from torch.autograd.functional import jacobian
 PERTURB_STD = 0.1  # noise added to every parameter so that s != 0
 N_JACOBIAN = 3  # images whose full Jacobian is computed (D x D each)
 N_DENSITY_CHUNK = 4096  # grid points per log_prob call
+EVAL_CHUNK = 500  # test images per forward pass
 
 
 # --------------------------------------------------------------------------- helpers
@@ -76,10 +77,24 @@ def _jacobians(fn: Callable[[torch.Tensor], torch.Tensor], xs: torch.Tensor) -> 
     return torch.stack(out)
 
 
+def _precise(module: torch.nn.Module, x: torch.Tensor, what: str) -> tuple[torch.nn.Module, torch.Tensor]:
+    """The module and input in float64 when the student's code runs in it, else float32 (the host then
+    compares with a float32 tolerance; it reads the precision from the saved tensors' dtype)."""
+    try:
+        module = module.double()
+        with torch.no_grad():
+            _pair(module(x[:1].double()), what)
+        return module, x.double()
+    except ProbeError:
+        raise
+    except Exception:
+        return module.float(), x.float()
+
+
 def _layer_probe(ctx: ProbeContext, layer: torch.nn.Module, x: torch.Tensor, prefix: str) -> None:
     """Perturb a layer, run it forward and back, and save its log-dets next to autograd's Jacobians."""
     _perturb(layer, ctx.generator(offset=len(prefix)))
-    layer = layer.double()
+    layer, x = _precise(layer, x, prefix)
     with torch.no_grad():
         y, log_det = _pair(layer(x), f"{prefix}.forward(x)")
         x_rec, _ = _pair(layer(y, invert=True), f"{prefix}.forward(y, invert=True)")
@@ -109,8 +124,7 @@ def c2d_flow(ctx: ProbeContext) -> None:
     torch.manual_seed(ctx.seed)
     flow = _module(cls(int(ctx.budget["n_layers"]), _hiddens(ctx.budget)), "RealNVP2D(...)")
     _perturb(flow, ctx.generator())
-    flow = flow.double()
-    x = ctx.data["points_2d"].to(torch.float64)
+    flow, x = _precise(flow, ctx.data["points_2d"], "RealNVP2D.forward(x)")
     with torch.no_grad():
         z, log_det = _pair(flow(x), "RealNVP2D.forward(x)")
         x_rec, log_det_inv = _pair(flow(z, invert=True), "RealNVP2D.forward(z, invert=True)")
@@ -193,8 +207,9 @@ def img_layers(ctx: ProbeContext) -> None:
             ),
         }
         for prefix, (layer, inp) in layers.items():
+            layer, inp = _precise(layer, inp, prefix)
             with torch.no_grad():
-                _, log_s = _pair(layer.double()(inp), f"{prefix}.forward(x)")
+                _, log_s = _pair(layer(inp), f"{prefix}.forward(x)")
                 y0, _ = _pair(layer(torch.zeros_like(inp)), f"{prefix}.forward(0)")
             ctx.save(f"{prefix}_init_log_det", log_s)
             ctx.save(f"{prefix}_zero_out", y0)
@@ -232,8 +247,7 @@ def img_flow(ctx: ProbeContext) -> None:
     with torch.no_grad():
         flow.loss(_levels(ctx, "train_images")[:64])  # data-dependent ActNorm initialisation
     _perturb(flow, ctx.generator())
-    flow = flow.double()
-    y = _dequantized(ctx)[: 4 * N_JACOBIAN].to(torch.float64)
+    flow, y = _precise(flow, _dequantized(ctx)[: 4 * N_JACOBIAN], "RealNVP.forward(y)")
     with torch.no_grad():
         z, log_det = _pair(flow(y), "RealNVP.forward(y)")
         y_rec, log_det_inv = _pair(flow(z, invert=True), "RealNVP.forward(z, invert=True)")
@@ -257,11 +271,18 @@ def img_train(ctx: ProbeContext) -> None:
         seed=ctx.seed,
     )
     ctx.save("losses", torch.tensor(losses))
-    x, u = _levels(ctx, "test_images"), ctx.data["test_u"]
+    x, u, y = _levels(ctx, "test_images"), ctx.data["test_u"], _dequantized(ctx)
+    zs, log_dets, log_probs = [], [], []
     with torch.no_grad():
-        z, log_det = _pair(flow(_dequantized(ctx)), "RealNVP.forward(y)")
-        ctx.save("z", z)
-        ctx.save("log_det", _per_example(log_det, len(x), "RealNVP.forward"))
-        ctx.save("log_prob", flow.log_prob(x, u).reshape(-1))
+        for start in range(0, len(x), EVAL_CHUNK):
+            chunk = slice(start, start + EVAL_CHUNK)
+            z, log_det = _pair(flow(y[chunk]), "RealNVP.forward(y)")
+            zs.append(z)
+            log_dets.append(_per_example(log_det, len(z), "RealNVP.forward"))
+            log_probs.append(flow.log_prob(x[chunk], u[chunk]).reshape(-1))
+    ctx.save("z", torch.cat(zs))
+    ctx.save("log_det", torch.cat(log_dets))
+    ctx.save("log_prob", torch.cat(log_probs))
+    with torch.no_grad():
         torch.manual_seed(ctx.seed + 1)
         ctx.save("samples", flow.sample(int(b["n_samples"])))

@@ -241,7 +241,7 @@ def _accuracy(model: FeatureClassifier, images: torch.Tensor, labels: torch.Tens
 
 
 def real_floor(
-    name: str, model: FeatureClassifier, train: np.ndarray, test: np.ndarray, *, seed: int = 0
+    model: FeatureClassifier, train: np.ndarray, test: np.ndarray, *, seed: int = 0
 ) -> dict[str, float | int | str]:
     """FD between ``FLOOR_SAMPLES`` random train images and the whole test split, over repeats."""
     with torch.no_grad():
@@ -295,7 +295,7 @@ def train_classifier(
     try:
         model = _fit(spec, train_x, train_y, seed, epochs if epochs is not None else spec.epochs, progress, name)
         accuracy = _accuracy(model, torch.as_tensor(test_x), torch.as_tensor(test_y))
-        floor = real_floor(name, model, train_x, test_x, seed=seed)
+        floor = real_floor(model, train_x, test_x, seed=seed)
     finally:
         torch.set_num_threads(threads)
 

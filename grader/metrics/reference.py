@@ -76,6 +76,7 @@ def compute_reference_stats(
     """
     from tqdm import tqdm
 
+    features: Callable[[np.ndarray], np.ndarray]
     if extractor == "classifier":
         name = clf.extractor_name(dataset, binarize)
         sha = clf.sha256_file(clf.weights_path(name, weights))

@@ -93,7 +93,6 @@ def compute_gradebook(session: Session, *, course: Course, user_id: int | None =
     """Every student's row (or one student's, with ``user_id``)."""
     scheme, policy = scheme_of(course), policy_of(course)
     assignments = [a for a in list_assignments(session, course=course) if a.is_homework]
-    by_id = {a.id: a for a in assignments}
 
     users_q = select(User.id, User.username, User.full_name).where(User.role == Role.student, User.is_active.is_(True))
     if user_id is not None:
@@ -126,7 +125,7 @@ def compute_gradebook(session: Session, *, course: Course, user_id: int | None =
             Submission.user_id,
             Submission.assignment_id,
             Submission.uploaded_at,
-            Submission.graded_at,
+            Submission.graded_at.is_not(None),
             items.c.points,
             items.c.pending,
         )
@@ -145,11 +144,11 @@ def compute_gradebook(session: Session, *, course: Course, user_id: int | None =
     extensions = {(aid, uid): d for aid, uid, d in session.execute(ext_q)}
 
     cands: dict[tuple[int, int], list[_Candidate]] = {}
-    for sid, uid, aid, uploaded_at, graded_at, points, n_pending in session.execute(subs_q):
-        a = by_id.get(aid)
-        if a is None or uid not in students:
+    deadlines = {a.id: a.deadline for a in assignments}
+    for sid, uid, aid, uploaded_at, graded, points, n_pending in session.execute(subs_q):
+        if aid not in deadlines or uid not in students:
             continue
-        deadline = extensions.get((aid, uid), a.deadline)
+        deadline = extensions.get((aid, uid), deadlines[aid])
         days = days_late(uploaded_at, deadline, grace_minutes=policy.grace_minutes)
         raw = round_points(float(points or 0.0))
         cands.setdefault((uid, aid), []).append(
@@ -158,7 +157,7 @@ def compute_gradebook(session: Session, *, course: Course, user_id: int | None =
                 uploaded_at=uploaded_at,
                 raw_points=raw,
                 pending_manual=bool(n_pending),
-                graded=graded_at is not None,
+                graded=bool(graded),
                 days_late=days,
                 points=round_points(raw * late_factor(days, policy)),
             )
@@ -167,9 +166,10 @@ def compute_gradebook(session: Session, *, course: Course, user_id: int | None =
     exams = dict(
         session.execute(select(ExamScore.user_id, ExamScore.points).where(ExamScore.course_id == course.id)).all()
     )
+    plain = [(a.id, a.name) for a in assignments]
     for row in students.values():
-        for a in assignments:
-            options = cands.get((row.user_id, a.id), [])
+        for aid, name in plain:
+            options = cands.get((row.user_id, aid), [])
             chosen = choose(options, policy)
             cell = HomeworkCell(submissions=len(options))
             if chosen is not None:
@@ -180,7 +180,7 @@ def compute_gradebook(session: Session, *, course: Course, user_id: int | None =
                 cell.days_late = chosen.days_late
                 cell.pending_manual = chosen.pending_manual
                 cell.grading = not chosen.graded
-            row.homeworks[a.name] = cell
+            row.homeworks[name] = cell
         row.exam = exams.get(row.user_id)
         row.total = round_points(sum(c.points for c in row.homeworks.values()) + (row.exam or 0.0))
         row.final_grade = scheme.final_grade(row.total)

@@ -55,6 +55,15 @@ def test_oversized_uploads_and_upload_rate_limit(course) -> None:
     # Refused from Content-Length before the body is read (and before it counts against the rate).
     r = _post(course, "solution.ipynb", make_notebook(padding="x" * 200_000))
     assert r.status_code == 413 and "larger than the limit" in r.json()["detail"]
+    # Streamed without a Content-Length: counted while it arrives.
+    r = course.client.post(
+        "/api/submissions",
+        content=iter(
+            [b'--xyz\r\nContent-Disposition: form-data; name="file"; filename="a.ipynb"\r\n\r\n'] + [b"x" * 60_000] * 3
+        ),
+        headers={**course.auth("alice"), "Content-Type": "multipart/form-data; boundary=xyz"},
+    )
+    assert r.status_code == 413 and "larger than the limit" in r.json()["detail"]
     # Just over the limit, inside the multipart allowance: caught while reading.
     r = _post(course, "solution.ipynb", make_notebook(padding="x" * 49_800))
     assert r.status_code == 413

@@ -8,13 +8,14 @@ from fastapi import APIRouter, File, UploadFile, status
 
 from server.api.deps import AdminUser, CourseDep, Ctx, SessionDep, SessionRoute, StaffUser
 from server.errors import InvalidInput
+from server.models import Course
 from server.schemas import CourseOut, CourseUpdate, QueueOut, RosterResult, UserCreate, UserOut
 from server.services import courses, gradebook, users
 
 router = APIRouter(tags=["admin"], route_class=SessionRoute)
 
 
-def course_out(course) -> CourseOut:
+def course_out(course: Course) -> CourseOut:
     return CourseOut(
         slug=course.slug, title=course.title, scheme=courses.scheme_of(course), policy=courses.policy_of(course)
     )

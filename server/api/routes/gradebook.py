@@ -60,8 +60,11 @@ def book_out(book: Gradebook) -> GradebookOut:
 
 
 @router.get("/gradebook", response_model=GradebookOut)
-def get_gradebook(_: StaffUser, course: CourseDep, session: SessionDep) -> GradebookOut:
-    return book_out(gradebook.compute_gradebook(session, course=course))
+def get_gradebook(_: StaffUser, course: CourseDep, session: SessionDep) -> Response:
+    """Every student's homework points, exam, total and final grade, with late and pending markers."""
+    book = book_out(gradebook.compute_gradebook(session, course=course))
+    # Already validated: skip FastAPI's second validation pass (a third of the time at 500 students).
+    return Response(book.model_dump_json(), media_type="application/json")
 
 
 @router.get("/gradebook.csv", response_class=Response)

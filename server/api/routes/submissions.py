@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, File, Form, Request, Response, UploadFile, status
+from fastapi import APIRouter, File, Form, Response, UploadFile, status
 
 from server.api.deps import CourseDep, Ctx, CurrentUser, SessionDep, SessionRoute, StaffUser
 from server.errors import RateLimited, UnsupportedUpload, UploadTooLarge
@@ -12,11 +12,9 @@ from server.grading import validate_notebook
 from server.models import Submission
 from server.schemas import ItemPointsIn, ItemScoreOut, RegradeOut, SubmissionCreated, SubmissionOut
 from server.services import courses, grades, submissions
+from server.storage import human_size
 
 router = APIRouter(prefix="/submissions", tags=["submissions"], route_class=SessionRoute)
-
-# Room for the multipart envelope around the file.
-_MULTIPART_OVERHEAD = 64 * 1024
 
 
 def submission_out(sub: Submission, *, with_report: bool = True) -> SubmissionOut:
@@ -67,19 +65,12 @@ def read_upload(file: UploadFile, max_bytes: int) -> bytes:
         )
     data = file.file.read(max_bytes + 1)
     if len(data) > max_bytes:
-        raise UploadTooLarge(f"the notebook is larger than the limit of {max_bytes // (1024 * 1024)} MiB")
+        raise UploadTooLarge(f"the notebook is larger than the limit of {human_size(max_bytes)}")
     return data
-
-
-def check_content_length(request: Request, max_bytes: int) -> None:
-    length = request.headers.get("content-length")
-    if length and length.isdigit() and int(length) > max_bytes + _MULTIPART_OVERHEAD:
-        raise UploadTooLarge(f"the upload is larger than the limit of {max_bytes // (1024 * 1024)} MiB")
 
 
 @router.post("", response_model=SubmissionCreated, status_code=status.HTTP_202_ACCEPTED)
 def upload(
-    request: Request,
     file: Annotated[UploadFile, File(description="the notebook (.ipynb)")],
     assignment: Annotated[str, Form(description="assignment name, e.g. hw1")],
     user: CurrentUser,
@@ -88,7 +79,6 @@ def upload(
     session: SessionDep,
 ) -> SubmissionCreated:
     """Store the notebook and queue its grading; answers at once with the job."""
-    check_content_length(request, ctx.settings.max_upload_bytes)
     wait = ctx.upload_limiter.hit(f"user:{user.id}")
     if wait is not None:
         raise RateLimited(f"too many uploads; try again in {wait:.0f} s", wait)

@@ -4,7 +4,13 @@ import numpy as np
 import pytest
 import scipy.linalg
 
-from grader.metrics import FrechetReference, StreamingStatistics, feature_statistics, fid_from_features, frechet_distance
+from grader.metrics import (
+    FrechetReference,
+    StreamingStatistics,
+    feature_statistics,
+    fid_from_features,
+    frechet_distance,
+)
 from grader.metrics.fid import FrechetWarning
 
 
@@ -57,7 +63,7 @@ def test_set_with_itself_is_zero_and_never_negative():
     for d in (5, 64):
         a = _random_features(rng, 3 * d, d, shift=100.0)
         value = fid_from_features(a, a)
-        mu, sigma = feature_statistics(a)
+        _mu, sigma = feature_statistics(a)
         assert 0.0 <= value < 1e-6 * (1 + np.trace(sigma))
 
 

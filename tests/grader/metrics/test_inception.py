@@ -26,8 +26,15 @@ def random_weights(tmp_path_factory):
 
 def test_state_dict_uses_pytorch_fid_names():
     names = set(InceptionV3().state_dict())
-    for key in ("Conv2d_1a_3x3.conv.weight", "Conv2d_4a_3x3.bn.running_var", "Mixed_5b.branch_pool.conv.weight",
-                "Mixed_6e.branch7x7dbl_5.bn.bias", "Mixed_7c.branch3x3dbl_3b.conv.weight", "fc.weight", "fc.bias"):
+    for key in (
+        "Conv2d_1a_3x3.conv.weight",
+        "Conv2d_4a_3x3.bn.running_var",
+        "Mixed_5b.branch_pool.conv.weight",
+        "Mixed_6e.branch7x7dbl_5.bn.bias",
+        "Mixed_7c.branch3x3dbl_3b.conv.weight",
+        "fc.weight",
+        "fc.bias",
+    ):
         assert key in names
     assert not any(k.startswith("AuxLogits") for k in names)
     assert InceptionV3().fc.weight.shape == (NUM_LOGITS, POOL_DIM)
@@ -41,8 +48,9 @@ def test_loads_local_file_checked_by_hash_and_gives_2048_pool_and_1008_logits(ra
     pool, logits = inception_features(model, images, batch_size=2)  # resized to 299 inside
     assert pool.shape == (2, POOL_DIM) and logits.shape == (2, NUM_LOGITS)
     assert pool.dtype == np.float64 and np.all(np.isfinite(pool)) and np.all(pool >= 0)  # post-ReLU average
-    np.testing.assert_allclose(logits, pool @ state["fc.weight"].double().numpy().T + state["fc.bias"].double().numpy(),
-                               rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(
+        logits, pool @ state["fc.weight"].double().numpy().T + state["fc.bias"].double().numpy(), rtol=1e-4, atol=1e-4
+    )
     small = load_inception(path, expected_sha256=sha, resize_input=False)  # 75x75 keeps this test fast
     grey = np.random.default_rng(1).random((1, 1, 75, 75)).astype(np.float32)
     grey_pool, _ = inception_features(small, grey)  # grey images are tiled to RGB
@@ -71,7 +79,7 @@ def test_wrong_hash_is_refused(random_weights):
 
 def test_absent_file_is_a_clear_error_and_nothing_is_downloaded(tmp_path, monkeypatch):
     monkeypatch.delenv(INCEPTION_WEIGHTS_ENV, raising=False)
-    with pytest.raises(FileNotFoundError, match="pt_inception-2015-12-05-6726825d.pth.*DGM_INCEPTION_WEIGHTS"):
+    with pytest.raises(FileNotFoundError, match=r"pt_inception-2015-12-05-6726825d\.pth.*DGM_INCEPTION_WEIGHTS"):
         load_inception()
     with pytest.raises(FileNotFoundError, match="does not exist"):
         load_inception(tmp_path / "missing.pth")

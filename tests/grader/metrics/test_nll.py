@@ -56,8 +56,12 @@ def test_bernoulli_half_on_784_pixels_is_784_ln2_nats_per_image():
     nll = bernoulli_nll(torch.zeros(5, 1, 28, 28), x)
     assert nll.shape == (5,)
     assert torch.allclose(nll, torch.full((5,), 784 * math.log(2), dtype=torch.float64), atol=1e-9)
-    assert bernoulli_nll(torch.zeros(5, 784), x.reshape(5, 784), reduction="mean").item() == pytest.approx(543.4273, abs=1e-4)
-    assert bernoulli_nll(torch.zeros(5, 784), x.reshape(5, 784), reduction="per_dim").item() == pytest.approx(math.log(2))
+    assert bernoulli_nll(torch.zeros(5, 784), x.reshape(5, 784), reduction="mean").item() == pytest.approx(
+        543.4273, abs=1e-4
+    )
+    assert bernoulli_nll(torch.zeros(5, 784), x.reshape(5, 784), reduction="per_dim").item() == pytest.approx(
+        math.log(2)
+    )
 
 
 def test_bernoulli_matches_bce_with_logits_and_accepts_numpy():
@@ -140,8 +144,12 @@ def test_discretized_logistic_mixture_matches_brute_force_and_normalises():
     # probabilities over the 256 levels of a pixel sum to 1
     levels = torch.arange(256).reshape(256, 1, 1, 1)
     one = lambda t: t[:1].expand(256, *t.shape[1:3], 1, 1) if t.dim() == 5 else t[:1, :, :1, :1].expand(256, -1, 1, 1)  # noqa: E731
-    nll = discretized_logistic_mixture_nll(levels, one(logit_probs), means[:1, :, :, :1, :1].expand(256, -1, -1, 1, 1),
-                                           log_scales[:1, :, :, :1, :1].expand(256, -1, -1, 1, 1))
+    nll = discretized_logistic_mixture_nll(
+        levels,
+        one(logit_probs),
+        means[:1, :, :, :1, :1].expand(256, -1, -1, 1, 1),
+        log_scales[:1, :, :, :1, :1].expand(256, -1, -1, 1, 1),
+    )
     assert torch.exp(-nll).sum().item() == pytest.approx(1.0, abs=1e-9)
 
 
@@ -156,8 +164,10 @@ def test_discretized_logistic_rgb_coupling_shifts_green_and_blue_means():
     x_t = 2 * x.double() / 255 - 1
     shifted_means = args[1].clone().double()
     shifted_means[:, :, 1] += 0.5 * x_t[:, None, 0]
-    assert torch.allclose(discretized_logistic_mixture_nll(x, args[0], shifted_means, args[2]),
-                          discretized_logistic_mixture_nll(x, *args, coeffs))
+    assert torch.allclose(
+        discretized_logistic_mixture_nll(x, args[0], shifted_means, args[2]),
+        discretized_logistic_mixture_nll(x, *args, coeffs),
+    )
 
 
 def test_gaussian_kl_closed_form_and_negative_elbo():
@@ -177,7 +187,11 @@ def test_elbo_le_iwae_k_le_iwae_kprime_le_log_px_on_a_toy_model():
 
     def bound(k: int, reps: int = 4000) -> torch.Tensor:
         z = 0.4 * x[:, None, None] + 0.6 * torch.randn(3, reps, k, generator=gen, dtype=torch.float64)
-        log_w = normal_logpdf(x[:, None, None], z, 1.0) + normal_logpdf(z, 0.0, 1.0) - normal_logpdf(z, 0.4 * x[:, None, None], 0.6)
+        log_w = (
+            normal_logpdf(x[:, None, None], z, 1.0)
+            + normal_logpdf(z, 0.0, 1.0)
+            - normal_logpdf(z, 0.4 * x[:, None, None], 0.6)
+        )
         return -iwae_nll(log_w.reshape(3 * reps, k)).reshape(3, reps).mean(1)
 
     elbo, iwae_5, iwae_50 = bound(1), bound(5), bound(50)

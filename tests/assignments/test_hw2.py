@@ -1,0 +1,134 @@
+"""Homework 2 graded through the real pipeline: the solved notebook gets every automatic point, the
+blank template none, and each fixture loses exactly the items `tests/fixtures/hw2/expected.yaml` lists.
+
+All notebooks are graded once, two at a time (each grading is a sandboxed subprocess), by the
+module-scoped `reports` fixture.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import nbformat
+import numpy as np
+import pytest
+import torch
+import yaml
+
+from grader import Report, grade, load_assignment
+from grader.checks import find_checks
+
+pytestmark = [pytest.mark.xdist_group("hw2"), pytest.mark.slow]
+
+ROOT = Path(__file__).resolve().parents[2]
+FIXTURES = ROOT / "tests" / "fixtures" / "hw2"
+SOLVED = ROOT / "reference_solutions" / "notebooks" / "hw2.ipynb"
+TEMPLATE = ROOT / "assignments" / "hw2" / "hw2.ipynb"
+EXPECTED = yaml.safe_load((FIXTURES / "expected.yaml").read_text())["fixtures"]
+SEED = 11
+PARALLEL = 2
+
+
+@pytest.fixture(scope="module")
+def reports() -> dict[str, Report]:
+    paths = {"solved": SOLVED, "template": TEMPLATE} | {name: FIXTURES / name for name in EXPECTED}
+    with ThreadPoolExecutor(max_workers=PARALLEL) as pool:
+        futures = {
+            key: pool.submit(grade, path, "hw2", profile="ci", sandbox="bwrap", seed=SEED)
+            for key, path in paths.items()
+        }
+        return {key: future.result() for key, future in futures.items()}
+
+
+def _auto(report: Report) -> dict[str, tuple[float, float, str]]:
+    return {i.id: (i.points, i.max_points, i.message) for i in report.items if i.kind != "manual"}
+
+
+def _module(path: Path, name: str):
+    spec = importlib.util.spec_from_file_location(name, path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_rubric_and_checks_agree() -> None:
+    hw2 = load_assignment("hw2")
+    assert hw2.rubric.points == 13
+    assert {t.id: t.points for t in hw2.rubric.tasks} == {"theory": 5, "vae": 4, "resnet": 4}
+    suite = find_checks(hw2.load_checks(), hw2.rubric)
+    assert suite.make_inputs is not None
+    assert set(hw2.baselines("ci")) == {"vae_nll", "vae_fd", "resnet_nll", "resnet_fd"}
+
+
+def test_course_values_are_what_the_reference_helpers_compute() -> None:
+    """The §2.3 values the vae_helpers check demands are the reference helpers' own values."""
+    from reference_solutions.vae import get_normal_KL, get_normal_nll
+
+    checks = load_assignment("hw2").load_checks()
+    t = torch.tensor
+    got = {
+        "kl_course_a": get_normal_KL(t([2.0]), t([3.0])),
+        "kl_course_b": get_normal_KL(t([2.0]), t([3.0]), t([4.0]), t([5.0])),
+        "kl_course_c": get_normal_KL(t([10.0, 10.0]), t([2.0, 4.0]), t([3.0, 5.0])),
+        "nll_course_a": get_normal_nll(t([2.0]), t([2.0]), t([3.0])),
+        "nll_course_b": get_normal_nll(t([10.0, 10.0]), t([2.0, 4.0]), t([3.0, 5.0])),
+    }
+    assert got.keys() == checks.COURSE_KL.keys()
+    for key, value in got.items():
+        np.testing.assert_allclose(value.numpy(), checks.COURSE_KL[key][1], rtol=1e-4)
+
+
+def test_notebooks_and_fixtures_are_built_from_the_current_solution(tmp_path: Path) -> None:
+    notebooks = _module(ROOT / "assignments" / "hw2" / "make_notebooks.py", "hw2_make_notebooks")
+    for solved, stored in ((False, TEMPLATE), (True, SOLVED)):
+        fresh = notebooks.notebook(solved)
+        assert [c.source for c in fresh.cells] == [c.source for c in nbformat.read(str(stored), as_version=4).cells]
+    fixtures = _module(FIXTURES / "make_fixtures.py", "hw2_make_fixtures")
+    fixtures.HERE = tmp_path
+    fixtures.main()
+    assert set(fixtures.FIXTURES) == set(EXPECTED)
+    for name in EXPECTED:
+        fresh = nbformat.read(str(tmp_path / name), as_version=4)
+        stored = nbformat.read(str(FIXTURES / name), as_version=4)
+        assert [c.source for c in fresh.cells] == [c.source for c in stored.cells], f"{name} is stale"
+
+
+def test_solution_gets_every_automatic_point(reports: dict[str, Report]) -> None:
+    report = reports["solved"]
+    lost = {k: v for k, v in _auto(report).items() if v[0] < v[1]}
+    assert not lost, lost
+    assert report.auto_total == report.auto_max == 10.5
+    assert report.pending_manual == 2.5
+    assert report.sandbox is not None and report.sandbox.isolated
+    assert report.warnings == []
+
+
+def test_blank_template_gets_nothing(reports: dict[str, Report]) -> None:
+    report = reports["template"]
+    assert report.auto_total == 0, {k: v for k, v in _auto(report).items() if v[0] > 0}
+    assert "NotImplementedError" in _auto(report)["vae_helpers"][2]
+
+
+@pytest.mark.parametrize("name", sorted(EXPECTED))
+def test_fixture_loses_exactly_its_items(reports: dict[str, Report], name: str) -> None:
+    report = reports[name]
+    items = _auto(report)
+    lose = set(EXPECTED[name]["lose"])
+    assert lose <= items.keys()
+    kept_wrongly = {i: items[i] for i in lose if items[i][0] >= items[i][1]}
+    lost_wrongly = {i: v for i, v in items.items() if i not in lose and v[0] < v[1]}
+    assert not kept_wrongly, f"{name} should lose {sorted(kept_wrongly)}: {kept_wrongly}"
+    assert not lost_wrongly, f"{name} should keep {sorted(lost_wrongly)}: {lost_wrongly}"
+    for cell, status in EXPECTED[name].get("cells", {}).items():
+        assert any(w.startswith(f"cell '{cell}': {status}") for w in report.warnings), report.warnings
+
+
+def test_collapse_and_sign_errors_are_explained(reports: dict[str, Report]) -> None:
+    """The messages name the mistake, not only the mismatch."""
+    assert "sign is flipped" in _auto(reports["vae_kl_wrong_sign.ipynb"])["vae_helpers"][2]
+    assert "missing 1/2" in _auto(reports["vae_kl_missing_half.ipynb"])["vae_elbo"][2]
+    assert "log-variance" in _auto(reports["vae_sampling_log_var_as_log_std.ipynb"])["vae_reparam"][2]
+    assert "no gradient to the encoder" in _auto(reports["vae_reparam_detached.ipynb"])["vae_reparam"][2]
