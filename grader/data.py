@@ -32,6 +32,7 @@ import tarfile
 import tempfile
 import urllib.request
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
@@ -103,16 +104,15 @@ def load_dataset(
     """
     if split not in SPLITS:
         raise ValueError(f"split: expected one of {SPLITS}, got {split!r}")
-    if name == "digits":
-        images, labels = _load_digits(split)
-        return (images > 0.5).astype(np.float32) if binarize else images, labels
-    if name == "patches":
-        images, labels = _load_patches(split)
-        return (images > 0.5).astype(np.float32) if binarize else images, labels
+    if name in ("digits", "patches"):
+        # built once per process (patches decode two JPEGs); callers get their own copies
+        images, labels = _load_digits(split) if name == "digits" else _load_patches(split)
+        return (images > 0.5).astype(np.float32) if binarize else images.copy(), labels.copy()
     if name == "moons":
         if binarize:
             raise ValueError("moons: binarize does not apply to 2-D points")
-        return _load_moons(split)
+        points, labels = _load_moons(split)
+        return points.copy(), labels.copy()
     if name == "mnist":
         raw, labels = _load_mnist(split, _resolve_dir(data_dir, "mnist"))
         images = (raw > 128) if binarize else raw.astype(np.float32) / 255.0
@@ -132,6 +132,7 @@ def _split_indices(n: int, split: str, seed: int = _SPLIT_SEED) -> np.ndarray:
     return np.sort(order[:cut] if split == "train" else order[cut:])
 
 
+@lru_cache(maxsize=2)
 def _load_digits(split: str) -> tuple[np.ndarray, np.ndarray]:
     from sklearn.datasets import load_digits
 
@@ -142,6 +143,7 @@ def _load_digits(split: str) -> tuple[np.ndarray, np.ndarray]:
     return images[idx], labels[idx]
 
 
+@lru_cache(maxsize=2)
 def _load_patches(split: str) -> tuple[np.ndarray, np.ndarray]:
     from sklearn.datasets import load_sample_images
 
@@ -168,6 +170,7 @@ def _load_patches(split: str) -> tuple[np.ndarray, np.ndarray]:
     return images[idx], label_array[idx]
 
 
+@lru_cache(maxsize=2)
 def _load_moons(split: str) -> tuple[np.ndarray, np.ndarray]:
     from sklearn.datasets import make_moons
 

@@ -246,7 +246,7 @@ def _reparam_problems(ctx: CheckContext, prefix: str) -> tuple[list[str], str]:
         if (np.abs(mean) > EPS_MEAN_TOL).any():
             problems.append(f"z is not centred on mu_z (mean of (z - mu)/exp(log_std) up to {np.abs(mean).max():.2f})")
     trained = "the trained model" if record.get("trained") else "an untrained model"
-    return problems, f"z = mu + exp(log_std) * eps checked on {eps.size} draws of {trained}"
+    return problems, f"z = mu + exp(log_std) * eps on {eps.size} draws of {trained} (encoder outputs shifted)"
 
 
 def _elbo_item(ctx: CheckContext, prefix: str, with_reparam: bool) -> CheckResult:

@@ -25,7 +25,7 @@ ELBO_BATCH = 16  # test images in the loss-consistency batch (built with beta = 
 REPARAM_BATCH = 8  # test images whose latent draws are recorded
 REPARAM_DRAWS = 64  # forward passes per image
 EVAL_CHUNK = 256
-ENCODER_SHIFT = -1.5  # added to the encoder's outputs while latent draws are recorded (see _reparam)
+ENCODER_SHIFT = -1.5  # added to the encoder's outputs in the ELBO and reparameterisation probes (_narrow)
 
 
 def _tensor(value: Any, what: str) -> torch.Tensor:
@@ -89,6 +89,27 @@ def _needs(ctx: ProbeContext, key: str) -> Any:
     if key not in ctx.shared:
         raise ProbeError(f"the model could not be built ({key.split('_')[0]}_model failed)")
     return ctx.shared[key]
+
+
+def _narrow(module: torch.nn.Module, args: tuple, output: Any) -> Any:
+    """Forward hook on the encoder: shift every output by ENCODER_SHIFT.
+
+    log_std then lies far from 0, where reading it as a log-variance changes the spread of z by
+    exp(-ENCODER_SHIFT / 2) and where the KL term is large enough to compare; a correct model's
+    sampler and loss are as right at the shifted outputs as anywhere else.
+    """
+    if isinstance(output, torch.Tensor):
+        return output + ENCODER_SHIFT
+    if isinstance(output, tuple | list) and all(isinstance(t, torch.Tensor) for t in output):
+        return type(output)(t + ENCODER_SHIFT for t in output)
+    return output
+
+
+def _encoder(model: torch.nn.Module) -> torch.nn.Module:
+    encoder = getattr(model, "encoder", None)
+    if not isinstance(encoder, torch.nn.Module):
+        raise ProbeError("the model needs an attribute `encoder` (an nn.Module), as in the template")
+    return encoder
 
 
 # ---------------------------------------------------------------- helpers and blocks
@@ -166,14 +187,18 @@ def _model(ctx: ProbeContext, cls_name: str, prefix: str) -> None:
 
 
 def _elbo(ctx: ProbeContext, prefix: str) -> None:
-    """The model's outputs and loss terms on one batch, with the same noise for both calls."""
+    """The model's outputs and loss terms on one batch: same noise for both calls, encoder outputs shifted."""
     model = _needs(ctx, f"{prefix}_build")(beta=float(ctx.data["elbo_beta"]))
     x = _test(ctx)[:ELBO_BATCH]
-    torch.manual_seed(ctx.seed)
-    with torch.no_grad():
-        mu, log_std, x_recon = _forward(model, x)
-    torch.manual_seed(ctx.seed)
-    out = _loss_dict(model.loss(x))
+    handle = _encoder(model).register_forward_hook(_narrow)
+    try:
+        torch.manual_seed(ctx.seed)
+        with torch.no_grad():
+            mu, log_std, x_recon = _forward(model, x)
+        torch.manual_seed(ctx.seed)
+        out = _loss_dict(model.loss(x))
+    finally:
+        handle.remove()
     key = _loss_key(out)
     ctx.record("loss_key", key)
     ctx.record("requires_grad", bool(out[key].requires_grad))
@@ -246,16 +271,7 @@ def _reparam(ctx: ProbeContext, prefix: str) -> None:
         if args and isinstance(args[0], torch.Tensor):
             seen.append(args[0].detach().reshape(args[0].shape[0], -1).clone())
 
-    def narrow(module: torch.nn.Module, args: tuple, output: Any) -> Any:
-        # Shift every encoder output by ENCODER_SHIFT: log_std moves far from 0, where reading it as a
-        # log-variance changes the spread of z by exp(ENCODER_SHIFT / 2); a correct sampler is unaffected.
-        if isinstance(output, torch.Tensor):
-            return output + ENCODER_SHIFT
-        if isinstance(output, tuple | list) and all(isinstance(t, torch.Tensor) for t in output):
-            return type(output)(t + ENCODER_SHIFT for t in output)
-        return output
-
-    handles = [model.decoder.register_forward_pre_hook(capture), model.encoder.register_forward_hook(narrow)]
+    handles = [model.decoder.register_forward_pre_hook(capture), model.encoder.register_forward_hook(_narrow)]
     mus, log_stds = [], []
     try:
         with torch.no_grad():

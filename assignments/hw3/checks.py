@@ -172,6 +172,12 @@ def c2d_nll(ctx: CheckContext) -> CheckResult:
     return CheckResult(value=float(-log_p.astype(np.float64).mean()))
 
 
+def _histogram(points: np.ndarray, bins: int = 128) -> np.ndarray:
+    """(1, bins, bins) image of a 2-D point cloud over the moons' range, y up, square-root contrast."""
+    hist, _, _ = np.histogram2d(points[:, 1], points[:, 0], bins=bins, range=[[-1.25, 1.75], [-1.5, 2.5]])
+    return np.sqrt(hist / max(hist.max(), 1.0))[None, ::-1].astype(np.float32)
+
+
 @check("c2d_samples")
 def c2d_samples(ctx: CheckContext) -> CheckResult:
     n = int(ctx.budget("c2d_train")["n_samples"])
@@ -179,8 +185,11 @@ def c2d_samples(ctx: CheckContext) -> CheckResult:
     test = ctx.inputs["moons_test"].astype(np.float64)
     dist = np.sqrt(((samples[:, None, :] - test[None, :, :]) ** 2).sum(-1)).min(axis=1)
     near = float((dist <= NEAR_DATA).mean())
-    hist, _, _ = np.histogram2d(samples[:, 1], samples[:, 0], bins=48, range=[[-1.5, 2.0], [-2.0, 3.0]])
-    ctx.figure("RealNVP2D samples (2-D histogram)", (hist / max(hist.max(), 1.0))[None, None, ::-1].copy(), nrow=1)
+    ctx.figure(
+        "RealNVP2D samples (left) and test points (right), 2-D histograms",
+        np.stack([_histogram(samples), _histogram(test)]),
+        nrow=2,
+    )
     ok = near >= MIN_NEAR_FRACTION
     return CheckResult(
         fraction=float(ok),
@@ -294,11 +303,16 @@ def img_log_prob(ctx: CheckContext) -> CheckResult:
     if np.abs(diff).max() <= LOG_PROB_ATOL_PER_DIM * d:
         return CheckResult(fraction=1.0, message="log_prob(x, u) = log N(z) + log|det| - D log(nbins)")
     off = float(np.median(diff)) / d
-    hint = ""
     nbins = int(ctx.inputs["nbins"][0])
-    for k in (-1, 1, 2):
-        if abs(off - k * math.log(nbins)) < 1e-3:
-            hint = f"; it is off by {'+' if k < 0 else '-'}{abs(k)} D log(nbins): count the bin width exactly once"
+    hints = {-1: "subtracted twice", 1: "missing", 2: "added instead of subtracted"}
+    hint = next(
+        (
+            f"; the bin width D log(nbins) looks {text}: count it exactly once"
+            for k, text in hints.items()
+            if abs(off - k * math.log(nbins)) < 1e-3
+        ),
+        "",
+    )
     return CheckResult(
         message=f"log_prob differs from log N(z) + log|det| - D log(nbins) by {off:.4g} nats/dim"
         f" (median over the test images){hint}"

@@ -135,3 +135,11 @@ def test_unknown_names_and_splits():
         load_dataset("svhn")
     with pytest.raises(ValueError, match="split"):
         load_dataset("digits", "val")
+
+
+def test_returned_arrays_are_private_copies():
+    x, y = load_dataset("digits", "test")
+    x[:] = 7.0
+    y[:] = -1
+    again, labels = load_dataset("digits", "test")
+    assert again.max() <= 1.0 and labels.min() >= 0

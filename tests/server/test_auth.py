@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import hashlib
-import time
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from sqlalchemy import select
@@ -54,10 +54,11 @@ def test_expired_tokens_are_rejected(course) -> None:
 
     with course.db.session() as s:
         alice = s.scalars(select(User).where(User.username == "alice")).one()
-        _, token = users.create_token(s, user=alice, name="short", ttl_s=0.2)
-    assert course.client.get("/api/me", headers={"Authorization": f"Bearer {token}"}).status_code == 200
-    time.sleep(0.3)
-    assert course.client.get("/api/me", headers={"Authorization": f"Bearer {token}"}).status_code == 401
+        row, expired = users.create_token(s, user=alice, name="short", ttl_s=3600)
+        row.expires_at = datetime.now(UTC) - timedelta(seconds=1)
+        _, valid = users.create_token(s, user=alice, name="long", ttl_s=3600)
+    assert course.client.get("/api/me", headers={"Authorization": f"Bearer {valid}"}).status_code == 200
+    assert course.client.get("/api/me", headers={"Authorization": f"Bearer {expired}"}).status_code == 401
 
 
 @pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
