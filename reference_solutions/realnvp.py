@@ -289,18 +289,3 @@ class RealNVP(nn.Module):
         y = self(z, invert=True)[0]
         x = torch.floor(y * self.nbins).clamp(0, self.nbins - 1)
         return x / (self.nbins - 1)
-
-
-__all__ = [
-    "ActNorm",
-    "AffineChannelCouplingLayer",
-    "AffineCheckerboardCouplingLayer",
-    "LogitTransform",
-    "RealNVP",
-    "RealNVPConfig",
-    "SimpleResnet",
-    "Squeeze",
-    "dequantize",
-    "squeeze",
-    "unsqueeze",
-]

@@ -105,6 +105,3 @@ class RealNVP2D(nn.Module):
         p = next(self.parameters())
         z = torch.randn(n, 2, device=p.device, dtype=p.dtype)
         return self(z, invert=True)[0]
-
-
-__all__ = ["AffineCouplingLayer", "RealNVP2D", "RealNVP2DConfig"]

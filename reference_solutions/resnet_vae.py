@@ -125,6 +125,3 @@ class ConvResNetVAE(ConvVAE):
         cfg = self.config
         self.encoder = ConvResNetEncoder(cfg.input_shape, cfg.n_latent, cfg.n_filters)
         self.decoder = ConvResNetDecoder(cfg.n_latent, cfg.input_shape, cfg.n_filters)
-
-
-__all__ = ["ConvResNetDecoder", "ConvResNetEncoder", "ConvResNetVAE", "ResNetBlock", "ResNetTransposeBlock"]

@@ -22,7 +22,7 @@ total_loss = recon_loss + beta * kl_loss (the training objective; the course's n
 ``elbo_loss``), elbo_loss = recon_loss + kl_loss = -ELBO (equal to total_loss when beta = 1).
 These are densities, not masses: to bound the negative log-mass of 8-bit images, evaluate on
 dequantized inputs (x*255 + u) / 256 and add the bin width in model space,
--log P(x) <= -ELBO(x̃) - D*log(2/256) (``grader.metrics.nll.dequantized_nll(-nelbo, D, scale=2/256)``).
+-log P(x) <= -ELBO(x̃) - D*log(2/256), i.e. ``grader.metrics.nll.dequantized_nll(elbo, D, scale=2/256)``.
 With the fixed unit-variance decoder this bound is never below D*(0.919 + log 128) nats, 8.33 bits/dim:
 compare models by -ELBO in nats per image, as the course does, not by that bound.
 """
@@ -200,6 +200,3 @@ class ConvVAE(nn.Module):
         """n images in [0, 1], (n, C, H, W): the decoder mean at z ~ p(z), clamped to [-1, 1]."""
         x_tilde = self.decoder(self.prior(n)).clamp(-1.0, 1.0)
         return (x_tilde + 1.0) / 2.0
-
-
-__all__ = ["ConvDecoder", "ConvEncoder", "ConvVAE", "VAEConfig", "get_normal_KL", "get_normal_nll"]

@@ -7,12 +7,15 @@ clean-fid, torch-fidelity and torchmetrics all do. The trace term avoids ``scipy
 API and numerics changed across SciPy releases): Σ₁Σ₂ is similar to the symmetric PSD matrix
 R Σ₂ R with R = Σ₁^{1/2}, so
 
-    tr (Σ₁ Σ₂)^{1/2} = Σᵢ √λᵢ(R Σ₂ R),   R from ``eigh(Σ₁)`` (eigenvalues clipped at 0).
+    tr (Σ₁ Σ₂)^{1/2} = Σᵢ √λᵢ(R Σ₂ R),   R = Σ₁^{1/2}.
 
-Writing Σ₁ = U Λ Uᵀ and V = U Λ^{1/2}, VᵀΣ₂V has the same eigenvalues as RΣ₂R, so a reference side
-whose ``eigh`` is cached (``FrechetReference``) costs two matrix products and one ``eigvalsh`` per
-comparison. Round-off can make the exact-arithmetic-nonnegative result slightly negative
-(−1e-9 for identical inputs); the API returns ``max(FD, 0)`` and never a complex or non-finite number.
+For any factor Σ₁ = V Vᵀ, VᵀΣ₂V has the same eigenvalues as RΣ₂R (V = RQ with Q orthogonal). V is the
+Cholesky factor when Σ₁ is positive definite (cheap), else U Λ^{1/2} from ``eigh`` (eigenvalues
+clipped at 0) for singular Σ₁. One distance is then a factorisation, two matrix products and one
+``eigvalsh``; ``FrechetReference`` caches the reference side's factor for repeated comparisons.
+
+Round-off can make the exact-arithmetic-nonnegative result slightly negative (−1e-9 for identical
+inputs); the API returns ``max(FD, 0)`` and never a complex or non-finite number.
 
 FD is biased upward at finite N (E[FD_N] ≈ FD_∞ + c/N): compare values only at the same sample sizes,
 and calibrate the real-vs-real floor at that size.
@@ -94,6 +97,20 @@ def _clip_eigenvalues(eigenvalues: np.ndarray, name: str) -> np.ndarray:
     return np.clip(eigenvalues, 0.0, None)
 
 
+def _root_factor(sigma: np.ndarray) -> np.ndarray:
+    """A factor V with V Vᵀ = Σ: Cholesky when Σ is positive definite (d³/3 flops), else U Λ^{1/2}.
+
+    Any such V works: Vᵀ Σ₂ V = Qᵀ Σ₁^{1/2} Σ₂ Σ₁^{1/2} Q for an orthogonal Q, so the eigenvalues are
+    those of Σ₁ Σ₂. No inverse is formed, so an ill-conditioned Σ costs no accuracy; a singular or
+    indefinite one falls back to ``eigh`` with its eigenvalues clipped at 0.
+    """
+    try:
+        return np.linalg.cholesky(sigma)
+    except np.linalg.LinAlgError:
+        eigenvalues, eigenvectors = np.linalg.eigh(sigma)
+        return eigenvectors * np.sqrt(_clip_eigenvalues(eigenvalues, "reference sigma"))
+
+
 @dataclass
 class FrechetReference:
     """A fixed reference side (μ₁, Σ₁) with its eigendecomposition cached.
@@ -104,14 +121,12 @@ class FrechetReference:
 
     mu: np.ndarray
     sigma: np.ndarray
-    _root_basis: np.ndarray = field(init=False, repr=False)  # V = U Λ^{1/2}, so Σ₁ = V Vᵀ
+    _root_basis: np.ndarray = field(init=False, repr=False)  # V with Σ₁ = V Vᵀ
     _trace: float = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
         self.mu, self.sigma = _check_stats(self.mu, self.sigma, "reference")
-        eigenvalues, eigenvectors = np.linalg.eigh(self.sigma)
-        eigenvalues = _clip_eigenvalues(eigenvalues, "reference sigma")
-        self._root_basis = eigenvectors * np.sqrt(eigenvalues)
+        self._root_basis = _root_factor(self.sigma)
         self._trace = float(np.trace(self.sigma))
 
     def distance(self, mu: np.ndarray, sigma: np.ndarray) -> float:

@@ -26,6 +26,42 @@ _dgm_sys.path.insert(0, {str(HERE)!r})
 import harness as _dgm_harness
 _dgm_harness.run_probes({str(HERE / "probes.py")!r}, globals())
 """
+# Runs first in the kernel. A print loop must cost time, not memory: IPython 9 copies every byte a
+# cell prints into its in-memory history (InteractiveShell._tee) and ipykernel queues whole buffers on
+# ZMQ before the runner can drop anything. So history capture is switched off and the streams stop
+# forwarding after `cap` characters per cell.
+SETUP_CELL = """\
+def _dgm_cap_streams(cap):
+    import contextlib
+    import sys
+
+    shell = get_ipython()
+    shell._tee = lambda channel: contextlib.nullcontext()
+
+    def capped(stream):
+        used = [0]
+
+        def write(text, _write=stream.write):
+            if used[0] >= cap:
+                return len(text)
+            used[0] += len(text)
+            if used[0] >= cap:
+                text = text[: len(text) - (used[0] - cap)] + "\\n[output truncated by the grader]\\n"
+            return _write(text)
+
+        def install(*_):
+            used[0] = 0
+            stream.write = write  # ipykernel flushes only its own OutStream objects: patch, do not wrap
+
+        return install
+
+    # Installed before each cell: this cell's own _tee puts the original write back when it ends.
+    for install in (capped(sys.stdout), capped(sys.stderr)):
+        shell.events.register("pre_run_cell", install)
+
+_dgm_cap_streams({cap})
+del _dgm_cap_streams
+"""
 
 
 class CappedClient(NotebookClient):
@@ -53,12 +89,14 @@ class CappedClient(NotebookClient):
 def main() -> int:
     config = json.loads(Path("inputs/config.json").read_text())
     nb = nbformat.read("grading.ipynb", as_version=4)
+    cap = int(config.get("output_cap_bytes", 256 * 1024))
+    nb.cells.insert(0, nbformat.v4.new_code_cell(SETUP_CELL.format(cap=cap // 2), metadata={"dgm": {"id": "_setup"}}))
     probes = (HERE / "probes.py").exists()
     if probes:
         nb.cells.append(nbformat.v4.new_code_cell(PROBE_CELL, metadata={"dgm": {"id": "_probes"}}))
     client = CappedClient(
         nb,
-        cap=int(config.get("output_cap_bytes", 256 * 1024)),
+        cap=cap,
         kernel_name="python3",
         timeout=float(config.get("cell_timeout_s", 120)),
         startup_timeout=90,
@@ -91,10 +129,13 @@ def main() -> int:
             if status == "error" and time.monotonic() - began >= 0.95 * timeout:
                 # interrupt_on_timeout: nbclient interrupted the kernel, the cell ended in KeyboardInterrupt
                 status, detail = "timeout", f"exceeded {timeout:g} s and was interrupted"
-            cells.append({"index": index, "id": cell.get("metadata", {}).get("dgm", {}).get("id", ""),
+            if index == 0:  # our setup cell; the indices reported are those of the grading notebook
+                continue
+            cells.append({"index": index - 1, "id": cell.get("metadata", {}).get("dgm", {}).get("id", ""),
                           "status": status, "detail": detail, "truncated": index in client.truncated})
             if kernel_died:
                 break
+    nb.cells.pop(0)
     if probes:
         nb.cells.pop()
     OUT.mkdir(exist_ok=True)

@@ -70,6 +70,7 @@ def test_fixtures_are_built_from_the_current_solution(tmp_path: Path) -> None:
 
 def test_solution_gets_every_automatic_point() -> None:
     report = graded(SOLVED)
+    assert report.sandbox.reason == "ok", (report.sandbox, report.warnings)
     lost = {k: v for k, v in _auto(report).items() if v[0] < v[1]}
     assert not lost, lost
     assert report.auto_total == report.auto_max == 10
@@ -84,7 +85,9 @@ def test_blank_template_gets_nothing() -> None:
 
 @pytest.mark.parametrize("name", sorted(EXPECTED))
 def test_fixture_loses_exactly_its_items(name: str) -> None:
-    items = _auto(graded(FIXTURES / name))
+    report = graded(FIXTURES / name)
+    assert report.sandbox.reason == "ok", (report.sandbox, report.warnings)
+    items = _auto(report)
     lose = set(EXPECTED[name]["lose"])
     assert lose <= items.keys()
     kept_wrongly = {i: items[i] for i in lose if items[i][0] >= items[i][1]}

@@ -90,3 +90,15 @@ def test_json_report_contract(toy, tmp_path):
         assert key in data
     for item in data["items"]:
         assert {"id", "kind", "points", "max_points", "status", "message"} <= item.keys()
+
+
+def test_printing_gigabytes_costs_time_not_memory(toy, tmp_path):
+    flood = "def square(x):\n    return x * x\nfor _ in range(2048):\n    print('x' * 2**20)\n"
+    report = grade(with_cell("square", flood), toy, sandbox="bwrap", executed_path=tmp_path / "run.ipynb")
+    assert report.sandbox.reason == "ok"  # 2 GiB printed under a 1 GiB memory limit
+    assert report.auto_total == report.auto_max
+    executed = nbformat.read(tmp_path / "run.ipynb", as_version=4)
+    square = next(c for c in executed.cells if c.metadata["dgm"]["id"] == "square")
+    text = "".join(o.get("text", "") for o in square.outputs)
+    assert text.endswith("[output truncated by the grader]\n")
+    assert len(text) < 200_000

@@ -143,3 +143,17 @@ def test_streaming_statistics_equal_np_cov_without_cancellation():
         stats.update(np.zeros((3, 4)))
     with pytest.raises(ValueError, match="at least 2"):
         StreamingStatistics(2).covariance  # noqa: B018
+
+
+def test_singular_reference_uses_the_eigh_path_and_matches_eigvals_method():
+    # Σ₁ singular (Cholesky fails): the eigh fallback must agree with torch-fidelity's eigvals(Σ₁Σ₂) method
+    rng = np.random.default_rng(9)
+    a, b = rng.standard_normal((200, 12)), rng.standard_normal((200, 12)) * 1.5
+    a[:, :3] = a[:, 3:4]  # columns 0-3 equal: rank 9
+    mu1, s1 = feature_statistics(a)
+    mu2, s2 = feature_statistics(b)
+    with pytest.raises(np.linalg.LinAlgError):
+        np.linalg.cholesky(s1)
+    eig = np.linalg.eigvals(s1 @ s2).astype(complex)
+    expected = (mu1 - mu2) @ (mu1 - mu2) + np.trace(s1) + np.trace(s2) - 2 * np.sqrt(eig).real.sum()
+    assert frechet_distance(mu1, s1, mu2, s2) == pytest.approx(expected, rel=1e-8)
