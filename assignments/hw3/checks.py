@@ -105,7 +105,8 @@ def _score(problems: list[str | None], total: int, ok: str) -> CheckResult:
     failed = [p for p in problems if p]
     if not failed:
         return CheckResult(fraction=1.0, message=ok)
-    return CheckResult(fraction=max(0.0, (total - len(failed)) / total), message="; ".join(failed))
+    # one failed probe fails several sub-checks with the same message: say it once
+    return CheckResult(fraction=max(0.0, (total - len(failed)) / total), message="; ".join(dict.fromkeys(failed)))
 
 
 def _safe(fn: Callable[..., str | None], *args: object) -> str | None:

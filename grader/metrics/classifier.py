@@ -274,7 +274,7 @@ def train_classifier(
     """Train ``dataset``'s extractor on the train split; write ``<name>.safetensors`` and ``<name>.json``.
 
     The JSON holds the SHA-256 (pin it in ``PINNED_SHA256`` when committing the file), the test
-    accuracy and the real-vs-real floor. Deterministic for a given seed and torch build.
+    accuracy and the real-vs-real floor. Deterministic for a given seed, torch build and thread count.
     """
     from safetensors.torch import save_file
 

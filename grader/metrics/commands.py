@@ -100,6 +100,10 @@ def _reference_stats(args: argparse.Namespace) -> int:
 def _download(args: argparse.Namespace) -> int:
     from grader.data import download_dataset
 
-    folder = download_dataset(args.dataset, args.dir)
+    try:
+        folder = download_dataset(args.dataset, args.dir)
+    except OSError as exc:  # no network, bad checksum, unwritable folder: one line, not a traceback
+        sys.stderr.write(f"dgm-grader data download: {exc}\n")
+        return 1
     sys.stdout.write(f"{args.dataset}: files in {folder}\n")
     return 0

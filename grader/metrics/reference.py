@@ -86,7 +86,9 @@ def compute_reference_stats(
         sha, features = _inception_extractor(weights)
     else:
         raise ValueError(f"extractor: expected 'classifier' or 'inception', got {extractor!r}")
-    key = f"{name}-{dataset}{'-binary' if binarize and extractor == 'inception' else ''}-{split}"
+    # classifier-digits-binary-test.npz, inception-cifar10-test.npz
+    subject = name if extractor == "classifier" else f"{dataset}{'-binary' if binarize else ''}"
+    key = f"{extractor}-{subject}-{split}"
     path = Path(cache_dir or default_cache_dir()) / f"{key}.npz"
     if path.is_file() and not refresh:
         with np.load(path, allow_pickle=False) as cached:

@@ -132,3 +132,38 @@ def test_collapse_and_sign_errors_are_explained(reports: dict[str, Report]) -> N
     assert "missing 1/2" in _auto(reports["vae_kl_missing_half.ipynb"])["vae_elbo"][2]
     assert "log-variance" in _auto(reports["vae_sampling_log_var_as_log_std.ipynb"])["vae_reparam"][2]
     assert "no gradient to the encoder" in _auto(reports["vae_reparam_detached.ipynb"])["vae_reparam"][2]
+
+
+# ---------------------------------------------------------------- host-side checks on synthetic outputs
+
+
+def _context(values: dict, tensors: dict[str, np.ndarray], probe: str):
+    from grader.checks import CheckContext
+    from grader.collect import Artifacts, ProbeRecord
+
+    artifacts = Artifacts(probes={probe: ProbeRecord(status="ok", values=values)}, tensors=tensors)
+    return CheckContext(inputs={}, seed=0, profile="ci", artifacts=artifacts, budgets={}, baselines={})
+
+
+@pytest.mark.parametrize(
+    ("spread", "grads", "fraction", "words"),
+    [
+        (lambda ls: np.exp(ls), (1.0, 1.0), 1.0, "draws"),
+        (lambda ls: np.exp(ls / 2), (1.0, 1.0), 0.0, "log-variance"),
+        (lambda ls: 0 * ls, (1.0, 1.0), 0.0, "same in every forward pass"),
+        (lambda ls: np.exp(ls), (0.0, 1.0), 0.0, "no gradient to the encoder"),
+    ],
+)
+def test_reparam_check_on_synthetic_draws(spread, grads, fraction: float, words: str) -> None:
+    checks = load_assignment("hw2").load_checks()
+    rng = np.random.default_rng(0)
+    mu = np.repeat(rng.normal(size=(1, 8, 16)), 64, axis=0).astype(np.float32)  # (draws, B, L)
+    log_std = np.repeat(rng.uniform(-3.5, -1.0, size=(1, 8, 16)), 64, axis=0).astype(np.float32)
+    z = (mu + spread(log_std) * rng.normal(size=mu.shape)).astype(np.float32)
+    values = {"encoder_grad": grads[0], "decoder_grad": grads[1], "trained": True}
+    ctx = _context(
+        values, {"vae_reparam/mu_z": mu, "vae_reparam/log_std_z": log_std, "vae_reparam/z": z}, "vae_reparam"
+    )
+    result = checks.vae_reparam(ctx)
+    assert result.fraction == fraction
+    assert words in result.message

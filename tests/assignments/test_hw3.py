@@ -6,6 +6,7 @@ from __future__ import annotations
 import importlib.util
 from functools import cache
 from pathlib import Path
+from types import ModuleType
 
 import nbformat
 import numpy as np
@@ -54,11 +55,24 @@ def test_logit_reference_values_match_the_reference_model() -> None:
     np.testing.assert_allclose(log_det.numpy(), checks.LOGIT_LOG_DET, rtol=1e-6)
 
 
-def test_fixtures_are_built_from_the_current_solution(tmp_path: Path) -> None:
-    spec = importlib.util.spec_from_file_location("hw3_make_fixtures", FIXTURES / "make_fixtures.py")
+def _load(path: Path, name: str) -> ModuleType:
+    spec = importlib.util.spec_from_file_location(name, path)
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
+    return module
+
+
+def test_notebooks_are_built_from_the_current_reference_models() -> None:
+    """The solved cells are the source of reference_solutions.realnvp*: rebuild and compare."""
+    make = _load(ROOT / "assignments" / "hw3" / "make_notebooks.py", "hw3_make_notebooks")
+    for solved, path in ((False, make.TEMPLATE), (True, make.SOLVED)):
+        stored = nbformat.read(str(path), as_version=4)
+        assert [c.source for c in make.build(solved).cells] == [c.source for c in stored.cells], f"{path} is stale"
+
+
+def test_fixtures_are_built_from_the_current_solution(tmp_path: Path) -> None:
+    module = _load(FIXTURES / "make_fixtures.py", "hw3_make_fixtures")
     module.HERE = tmp_path
     module.main()
     assert set(module.FIXTURES) == set(EXPECTED)

@@ -1,6 +1,9 @@
 import gzip
+import hashlib
+import io
 import pickle
 import struct
+from typing import ClassVar
 
 import numpy as np
 import pytest
@@ -143,3 +146,40 @@ def test_returned_arrays_are_private_copies():
     y[:] = -1
     again, labels = load_dataset("digits", "test")
     assert again.max() <= 1.0 and labels.min() >= 0
+
+
+class _FakeResponse(io.BytesIO):
+    headers: ClassVar[dict[str, str]] = {}
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
+
+
+def test_download_checks_md5_and_produces_loadable_files(tmp_path, monkeypatch):
+    import grader.data as data
+
+    rng = np.random.default_rng(2)
+    served = {}
+    for prefix, n in (("train", 3), ("t10k", 2)):
+        for kind, array in (("images-idx3", rng.integers(0, 256, (n, 28, 28))), ("labels-idx1", np.arange(n))):
+            raw = tmp_path / "src" / f"{prefix}-{kind}-ubyte"
+            raw.parent.mkdir(exist_ok=True)
+            _write_idx(raw, array, compress=True)
+            served[f"{prefix}-{kind}-ubyte.gz"] = raw.with_name(raw.name + ".gz").read_bytes()
+    md5s = {name: hashlib.md5(body).hexdigest() for name, body in served.items()}
+    monkeypatch.setattr(data, "_MNIST_FILES", md5s)
+    monkeypatch.setattr(
+        data.urllib.request, "urlopen", lambda url, timeout: _FakeResponse(served[url.rsplit("/", 1)[1]])
+    )
+    folder = data.download_dataset("mnist", tmp_path / "data")
+    assert sorted(p.name for p in folder.iterdir()) == sorted(served)
+    x, y = load_dataset("mnist", "train", data_dir=tmp_path / "data")
+    assert x.shape == (3, 1, 28, 28) and list(y) == [0, 1, 2]
+
+    monkeypatch.setattr(data, "_MNIST_FILES", dict.fromkeys(md5s, "0" * 32))
+    with pytest.raises(OSError, match="MD5"):
+        data.download_dataset("mnist", tmp_path / "other")
+    assert not any((tmp_path / "other" / "mnist").iterdir())  # no partial files left behind

@@ -33,7 +33,7 @@ def test_reference_stats_command_writes_and_reuses_the_cache(tmp_path, capsys):
     args = _parser().parse_args(["metrics", "reference-stats", "digits", "--cache-dir", str(tmp_path)])
     assert args.func(args) == 0
     assert "359 images, d = 32" in capsys.readouterr().out
-    path = tmp_path / "digits-digits-test.npz"
+    path = tmp_path / "classifier-digits-test.npz"
     with np.load(path) as cached:
         mu, sigma = cached["mu"], cached["sigma"]
     from grader.data import load_dataset
@@ -62,3 +62,16 @@ def test_train_classifier_command_prints_hash_and_floor(tmp_path, capsys):
     out = capsys.readouterr().out
     record = json.loads((tmp_path / "digits.json").read_text())
     assert record["sha256"] in out and "floor FD" in out
+
+
+def test_download_failure_is_one_line_not_a_traceback(tmp_path, monkeypatch, capsys):
+    import urllib.request
+
+    def offline(*args, **kwargs):
+        raise OSError("Name or service not known")
+
+    monkeypatch.setattr(urllib.request, "urlopen", offline)
+    args = _parser().parse_args(["data", "download", "mnist", "--dir", str(tmp_path)])
+    assert args.func(args) == 1
+    err = capsys.readouterr().err
+    assert "could not download train-images-idx3-ubyte.gz" in err and err.count("\n") == 1
