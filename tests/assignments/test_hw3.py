@@ -4,6 +4,7 @@ blank template none, and each fixture loses exactly the items `tests/fixtures/hw
 from __future__ import annotations
 
 import importlib.util
+from concurrent.futures import ThreadPoolExecutor
 from functools import cache
 from pathlib import Path
 from types import ModuleType
@@ -26,10 +27,21 @@ EXPECTED = yaml.safe_load((FIXTURES / "expected.yaml").read_text())["fixtures"]
 SEED = 7
 
 
+PARALLEL_GRADES = 2  # sandboxed runs are single-threaded; two at a time keep a 2-core runner busy
+
+
 @cache
+def _all_reports() -> dict[Path, Report]:
+    """Every notebook of this module graded once, two at a time (concurrent runs are supported: each
+    borrows its own sandbox uid), whatever the number of tests that look at it."""
+    paths = [SOLVED, load_assignment("hw3").template_path, *(FIXTURES / name for name in sorted(EXPECTED))]
+    with ThreadPoolExecutor(PARALLEL_GRADES) as pool:
+        reports = pool.map(lambda p: grade(p, "hw3", profile="ci", sandbox="bwrap", seed=SEED), paths)
+        return dict(zip(paths, reports, strict=True))
+
+
 def graded(path: Path) -> Report:
-    """Each notebook is graded once per test session, whatever the number of tests that look at it."""
-    return grade(path, "hw3", profile="ci", sandbox="bwrap", seed=SEED)
+    return _all_reports()[path]
 
 
 def _auto(report: Report) -> dict[str, tuple[float, float, str]]:
