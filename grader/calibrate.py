@@ -16,8 +16,9 @@ from grader.errors import AssignmentError
 from grader.pipeline import grade
 
 
-def calibrate(name: str, *, profile: str = "ci", runs: int = 3, sandbox: str = "auto",
-              assignments_dir: Path | None = None) -> dict[str, dict[str, Any]]:
+def calibrate(
+    name: str, *, profile: str = "ci", runs: int = 3, sandbox: str = "auto", assignments_dir: Path | None = None
+) -> dict[str, dict[str, Any]]:
     """Grade the solved notebook `runs` times (different seeds) and store the median of each metric."""
     assignment = load_assignment(name, assignments_dir)
     if not assignment.solution_path.exists():
@@ -31,13 +32,18 @@ def calibrate(name: str, *, profile: str = "ci", runs: int = 3, sandbox: str = "
                 continue
             value = item.details.get("value")
             if not isinstance(value, float | int):
-                raise AssignmentError(f"{name}: the reference solution produced no value for {item.id}: "
-                                      f"{item.message}")
+                raise AssignmentError(f"{name}: the reference solution produced no value for {item.id}: {item.message}")
             values[item.id].append(float(value))
-    environment = {"torch": torch.__version__, "python": platform.python_version(), "machine": platform.machine(),
-                   "processor": platform.processor() or platform.machine(), "runs": runs,
-                   "date": datetime.date.today().isoformat()}
-    baselines = {item: {"value": statistics.median(v), "values": v, "environment": environment}
-                 for item, v in values.items()}
+    environment = {
+        "torch": torch.__version__,
+        "python": platform.python_version(),
+        "machine": platform.machine(),
+        "processor": platform.processor() or platform.machine(),
+        "runs": runs,
+        "date": datetime.date.today().isoformat(),
+    }
+    baselines = {
+        item: {"value": statistics.median(v), "values": v, "environment": environment} for item, v in values.items()
+    }
     write_baselines(assignment, profile, baselines)
     return baselines

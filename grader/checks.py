@@ -80,8 +80,16 @@ def find_checks(module: ModuleType, rubric: Rubric) -> CheckSuite:
 class CheckContext:
     """What a check sees: the inputs it made, the validated artifacts, budgets and baselines."""
 
-    def __init__(self, *, inputs: dict[str, np.ndarray], seed: int, profile: str, artifacts: Artifacts,
-                 budgets: dict[str, dict[str, Any]], baselines: dict[str, float]) -> None:
+    def __init__(
+        self,
+        *,
+        inputs: dict[str, np.ndarray],
+        seed: int,
+        profile: str,
+        artifacts: Artifacts,
+        budgets: dict[str, dict[str, Any]],
+        baselines: dict[str, float],
+    ) -> None:
         self.inputs = inputs
         self.seed = seed
         self.profile = profile
@@ -102,19 +110,22 @@ class CheckContext:
         if record is None:
             raise ArtifactError(f"probe {name} did not run (the notebook or an earlier probe stopped it)")
         if record.status != "ok":
-            raise ArtifactError(f"probe {name} {'timed out' if record.status == 'timeout' else 'failed'}: "
-                                f"{record.message}")
+            raise ArtifactError(
+                f"probe {name} {'timed out' if record.status == 'timeout' else 'failed'}: {record.message}"
+            )
         return record
 
-    def tensor(self, key: str, *, shape: tuple[int | None, ...] | None = None, dtype: str | None = None,
-               finite: bool = True) -> np.ndarray:
+    def tensor(
+        self, key: str, *, shape: tuple[int | None, ...] | None = None, dtype: str | None = None, finite: bool = True
+    ) -> np.ndarray:
         """A probe output, checked: shape (None = any size), dtype kind, finiteness."""
         if key not in self.artifacts.tensors:
             self.probe(key.split("/", 1)[0])  # a probe that failed explains why better than "missing"
             raise ArtifactError(f"{key}: missing from the probe outputs")
         arr = self.artifacts.tensors[key]
-        if shape is not None and (arr.ndim != len(shape) or any(
-                s is not None and s != a for s, a in zip(shape, arr.shape, strict=True))):
+        if shape is not None and (
+            arr.ndim != len(shape) or any(s is not None and s != a for s, a in zip(shape, arr.shape, strict=True))
+        ):
             want = "(" + ", ".join("*" if s is None else str(s) for s in shape) + ")"
             raise ArtifactError(f"{key}: expected shape {want}, got {tuple(arr.shape)} {arr.dtype}")
         if dtype is not None and arr.dtype != np.dtype(dtype):

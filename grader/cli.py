@@ -16,11 +16,20 @@ def _grade(args: argparse.Namespace) -> int:
     from grader.pipeline import grade
     from grader.report import render_summary, write_reports
 
-    report = grade(Path(args.notebook), args.assignment, profile=args.profile, sandbox=args.sandbox,
-                   seed=args.seed, executed_path=Path(args.executed) if args.executed else None)
-    write_reports(report, json_path=Path(args.json) if args.json else None,
-                  html_path=Path(args.html) if args.html else None,
-                  gradescope_path=Path(args.gradescope) if args.gradescope else None)
+    report = grade(
+        Path(args.notebook),
+        args.assignment,
+        profile=args.profile,
+        sandbox=args.sandbox,
+        seed=args.seed,
+        executed_path=Path(args.executed) if args.executed else None,
+    )
+    write_reports(
+        report,
+        json_path=Path(args.json) if args.json else None,
+        html_path=Path(args.html) if args.html else None,
+        gradescope_path=Path(args.gradescope) if args.gradescope else None,
+    )
     print(render_summary(report))
     return 0
 
@@ -31,8 +40,11 @@ def _calibrate(args: argparse.Namespace) -> int:
     for profile in args.profile:
         baselines = calibrate(args.assignment, profile=profile, runs=args.runs, sandbox=args.sandbox)
         for item, entry in baselines.items():
-            print(f"{args.assignment} {profile} {item}: {entry['value']:.5g} (runs: "
-                  + ", ".join(f"{v:.4g}" for v in entry["values"]) + ")")
+            print(
+                f"{args.assignment} {profile} {item}: {entry['value']:.5g} (runs: "
+                + ", ".join(f"{v:.4g}" for v in entry["values"])
+                + ")"
+            )
     return 0
 
 
@@ -74,8 +86,11 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if getattr(args, "profile", None) is None and args.command == "calibrate":
         args.profile = ["ci"]
-    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s", datefmt="%H:%M:%S")
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        datefmt="%H:%M:%S",
+    )
     try:
         return int(args.func(args) or 0)
     except GraderError as exc:

@@ -25,8 +25,16 @@ RUNNER_DIR = Path(__file__).parent / "runner"
 OUTPUT_CAP_BYTES = 256 * 1024
 
 
-def execute(notebook: NotebookNode, assignment: Assignment, *, profile: str, seed: int,
-            inputs: dict[str, np.ndarray], workdir: Path, backend: str) -> sandbox.SandboxResult:
+def execute(
+    notebook: NotebookNode,
+    assignment: Assignment,
+    *,
+    profile: str,
+    seed: int,
+    inputs: dict[str, np.ndarray],
+    workdir: Path,
+    backend: str,
+) -> sandbox.SandboxResult:
     """Run `notebook` then the assignment's probes; the job's files land in `workdir / 'job'`."""
     spec = assignment.rubric.profile(profile)
     limits: Limits = spec.limits
@@ -58,8 +66,7 @@ def execute(notebook: NotebookNode, assignment: Assignment, *, profile: str, see
     return sandbox.run(
         ["python", "/opt/dgm/run_notebook.py"],
         job,
-        sandbox.Limits(wall_s=limits.wall_s, memory_bytes=limits.memory_mb * 2**20, pids=limits.pids,
-                       cpus=limits.cpus),
+        sandbox.Limits(wall_s=limits.wall_s, memory_bytes=limits.memory_mb * 2**20, pids=limits.pids, cpus=limits.cpus),
         backend=backend,
         ro_binds={"/opt/dgm": opt},
     )

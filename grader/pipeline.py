@@ -25,9 +25,16 @@ from grader.score import Outcome, score, totals
 log = logging.getLogger(__name__)
 
 
-def grade(notebook: Path | bytes, assignment: str | Path | Assignment, *, profile: str = "ci",
-          sandbox: str = "auto", assignments_dir: Path | None = None, seed: int | None = None,
-          executed_path: Path | None = None) -> Report:
+def grade(
+    notebook: Path | bytes,
+    assignment: str | Path | Assignment,
+    *,
+    profile: str = "ci",
+    sandbox: str = "auto",
+    assignments_dir: Path | None = None,
+    seed: int | None = None,
+    executed_path: Path | None = None,
+) -> Report:
     """Grade one notebook and return its report.
 
     Raises `InvalidSubmission` for unusable input, `AssignmentError` / `SandboxUnavailable` for problems
@@ -49,8 +56,9 @@ def grade(notebook: Path | bytes, assignment: str | Path | Assignment, *, profil
     workdir = Path(tempfile.mkdtemp(prefix="dgm-grade-"))
     try:
         t0 = time.monotonic()
-        result = execute(prepared.notebook, assignment, profile=profile, seed=seed, inputs=inputs,
-                         workdir=workdir, backend=backend)
+        result = execute(
+            prepared.notebook, assignment, profile=profile, seed=seed, inputs=inputs, workdir=workdir, backend=backend
+        )
         log.info("%s: executed in %.1f s (%s, %s)", assignment.name, time.monotonic() - t0, backend, result.reason)
         artifacts = collect(workdir / "job")
     finally:
@@ -58,20 +66,37 @@ def grade(notebook: Path | bytes, assignment: str | Path | Assignment, *, profil
     if executed_path is not None and artifacts.executed is not None:
         nbformat.write(artifacts.executed, str(executed_path))
 
-    ctx = CheckContext(inputs=inputs, seed=seed, profile=profile, artifacts=artifacts,
-                       budgets=spec.budgets, baselines=assignment.baselines(profile))
+    ctx = CheckContext(
+        inputs=inputs,
+        seed=seed,
+        profile=profile,
+        artifacts=artifacts,
+        budgets=spec.budgets,
+        baselines=assignment.baselines(profile),
+    )
     outcomes = {item_id: Outcome(*run_check(fn, ctx, item_id)) for item_id, fn in suite.checks.items()}
     answers = theory.extract_answers(prepared.answer_sources)
     outcomes |= _theory_outcomes(rubric, answers.answers)
     items = score(rubric, outcomes, baselines=assignment.baselines(profile), profile=profile)
-    warnings = [*prepared.warnings, *answers.warnings, *artifacts.problems, *_run_warnings(result, artifacts,
-                                                                                          prepared)]
+    warnings = [*prepared.warnings, *answers.warnings, *artifacts.problems, *_run_warnings(result, artifacts, prepared)]
     return Report(
-        assignment=assignment.name, profile=profile, max_total=rubric.points, items=items, warnings=warnings,
-        sandbox=SandboxSummary(backend=result.backend, reason=result.reason, exit_code=result.exit_code,
-                               duration_s=round(result.duration_s, 3), peak_memory_bytes=result.peak_memory_bytes,
-                               isolated=result.isolated),
-        figures=ctx.figures, duration_s=round(time.monotonic() - start, 3), **totals(items))
+        assignment=assignment.name,
+        profile=profile,
+        max_total=rubric.points,
+        items=items,
+        warnings=warnings,
+        sandbox=SandboxSummary(
+            backend=result.backend,
+            reason=result.reason,
+            exit_code=result.exit_code,
+            duration_s=round(result.duration_s, 3),
+            peak_memory_bytes=result.peak_memory_bytes,
+            isolated=result.isolated,
+        ),
+        figures=ctx.figures,
+        duration_s=round(time.monotonic() - start, 3),
+        **totals(items),
+    )
 
 
 def _theory_outcomes(rubric: Rubric, answers: dict[str, str]) -> dict[str, Outcome]:
@@ -79,9 +104,14 @@ def _theory_outcomes(rubric: Rubric, answers: dict[str, str]) -> dict[str, Outco
     for item in rubric.items:
         if item.kind != "theory" or item.answer is None:
             continue
-        ok, message = theory.grade_answer(answers.get(item.id), item.answer.key, answer_id=item.id,
-                                          symbols=item.answer.symbols, rtol=item.answer.rtol,
-                                          domain=item.answer.domain)
+        ok, message = theory.grade_answer(
+            answers.get(item.id),
+            item.answer.key,
+            answer_id=item.id,
+            symbols=item.answer.symbols,
+            rtol=item.answer.rtol,
+            domain=item.answer.domain,
+        )
         outcomes[item.id] = Outcome(CheckResult(fraction=1.0 if ok else 0.0, message=message))
     return outcomes
 
@@ -92,8 +122,9 @@ def _run_warnings(result: sandboxes.SandboxResult, artifacts: Artifacts, prepare
     if result.reason != "ok":
         warnings.append(f"the grading run ended early ({result.reason}): {result.message}".rstrip(": "))
     if artifacts.status is not None:
-        ids = {i: (c.get("metadata", {}).get("dgm", {}) or {}).get("id", "") for i, c in
-               enumerate(prepared.notebook.cells)}
+        ids = {
+            i: (c.get("metadata", {}).get("dgm", {}) or {}).get("id", "") for i, c in enumerate(prepared.notebook.cells)
+        }
         for cell in artifacts.status.cells:
             if cell.status == "ok" or cell.id == "_probes":
                 continue

@@ -38,7 +38,8 @@ def read_notebook(data: bytes) -> NotebookNode:
     if len(data) > MAX_NOTEBOOK_BYTES:
         raise InvalidSubmission(
             f"notebook is {len(data) / 2**20:.1f} MiB; the limit is {MAX_NOTEBOOK_BYTES // 2**20} MiB "
-            "(clear large outputs before uploading)")
+            "(clear large outputs before uploading)"
+        )
     try:
         raw = json.loads(data.decode("utf-8"))
     except UnicodeDecodeError as exc:
@@ -80,7 +81,8 @@ def cell_key(cell: NotebookNode) -> str | None:
 
 def _same_source(a: NotebookNode, b: NotebookNode) -> bool:
     return "\n".join(line.rstrip() for line in a.source.strip().splitlines()) == "\n".join(
-        line.rstrip() for line in b.source.strip().splitlines())
+        line.rstrip() for line in b.source.strip().splitlines()
+    )
 
 
 def _match(template: NotebookNode, sub: NotebookNode, warnings: list[str]) -> dict[int, int]:

@@ -25,50 +25,98 @@ def _metric(item: Item, outcome: Outcome, baseline: float | None, profile: str) 
     assert item.metric is not None
     res = outcome.result
     spec = item.metric
-    base = ItemResult(id=item.id, kind=item.kind, title=item.title, task=item.task, points=0.0,
-                      max_points=item.points, status="failed", message=res.message)
+    base = ItemResult(
+        id=item.id,
+        kind=item.kind,
+        title=item.title,
+        task=item.task,
+        points=0.0,
+        max_points=item.points,
+        status="failed",
+        message=res.message,
+    )
     if res.value is None:
         return base
-    details: dict[str, float | str | bool | None] = {**res.details, "value": res.value, "unit": spec.unit,
-                                                    "metric": spec.name, "reference": baseline}
+    details: dict[str, float | str | bool | None] = {
+        **res.details,
+        "value": res.value,
+        "unit": spec.unit,
+        "metric": spec.name,
+        "reference": baseline,
+    }
     if baseline is None:
-        return base.model_copy(update={
-            "status": "error", "details": details,
-            "message": f"{spec.name} = {res.value:.4g} {spec.unit}; no calibrated reference value for profile "
-                       f"{profile!r} (staff: run `dgm-grader calibrate`)"})
+        return base.model_copy(
+            update={
+                "status": "error",
+                "details": details,
+                "message": f"{spec.name} = {res.value:.4g} {spec.unit}; no calibrated reference value for profile "
+                f"{profile!r} (staff: run `dgm-grader calibrate`)",
+            }
+        )
     fraction = spec.fraction(res.value, baseline)
     details["ratio"] = res.value / baseline if baseline else None
-    message = (f"{spec.name} {res.value:.4g} {spec.unit} vs reference {baseline:.4g} "
-               f"(full points up to {spec.full_at:g}x, none from {spec.zero_at:g}x)")
+    message = (
+        f"{spec.name} {res.value:.4g} {spec.unit} vs reference {baseline:.4g} "
+        f"(full points up to {spec.full_at:g}x, none from {spec.zero_at:g}x)"
+    )
     if res.message:
         message = f"{message}; {res.message}"
-    return base.model_copy(update={"points": round(fraction * item.points, 4), "status": _status(fraction),
-                                   "details": details, "message": message})
+    return base.model_copy(
+        update={
+            "points": round(fraction * item.points, 4),
+            "status": _status(fraction),
+            "details": details,
+            "message": message,
+        }
+    )
 
 
-def score(rubric: Rubric, outcomes: dict[str, Outcome], *, baselines: dict[str, float],
-          profile: str) -> list[ItemResult]:
+def score(
+    rubric: Rubric, outcomes: dict[str, Outcome], *, baselines: dict[str, float], profile: str
+) -> list[ItemResult]:
     """One `ItemResult` per rubric item, in rubric order; gated items need their requirements passed."""
     results: dict[str, ItemResult] = {}
     for item in rubric.items:
         blocked = [r for r in item.requires if results[r].status != "passed"] if item.requires else []
         if item.kind == "manual":
-            res = ItemResult(id=item.id, kind=item.kind, title=item.title, task=item.task, points=0.0,
-                             max_points=item.points, status="pending", message="awaiting review by a TA")
+            res = ItemResult(
+                id=item.id,
+                kind=item.kind,
+                title=item.title,
+                task=item.task,
+                points=0.0,
+                max_points=item.points,
+                status="pending",
+                message="awaiting review by a TA",
+            )
         elif blocked:
             names = ", ".join(rubric.item(r).title or r for r in blocked)
-            res = ItemResult(id=item.id, kind=item.kind, title=item.title, task=item.task, points=0.0,
-                             max_points=item.points, status="failed",
-                             message=f"not scored: requires '{names}' to pass first")
+            res = ItemResult(
+                id=item.id,
+                kind=item.kind,
+                title=item.title,
+                task=item.task,
+                points=0.0,
+                max_points=item.points,
+                status="failed",
+                message=f"not scored: requires '{names}' to pass first",
+            )
         elif item.kind == "metric":
             res = _metric(item, outcomes[item.id], baselines.get(item.id), profile)
         else:
             outcome = outcomes[item.id]
             fraction = outcome.result.fraction
-            res = ItemResult(id=item.id, kind=item.kind, title=item.title, task=item.task,
-                             points=round(fraction * item.points, 4), max_points=item.points,
-                             status="error" if outcome.state == "error" else _status(fraction),
-                             message=outcome.result.message, details=dict(outcome.result.details))
+            res = ItemResult(
+                id=item.id,
+                kind=item.kind,
+                title=item.title,
+                task=item.task,
+                points=round(fraction * item.points, 4),
+                max_points=item.points,
+                status="error" if outcome.state == "error" else _status(fraction),
+                message=outcome.result.message,
+                details=dict(outcome.result.details),
+            )
         results[item.id] = res
     return list(results.values())
 

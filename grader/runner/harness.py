@@ -52,8 +52,15 @@ def probe(name: str, *, timeout_s: float | None = None) -> Callable[[ProbeFn], P
 class ProbeContext:
     """What one probe sees: the kernel namespace, the seed, its budget, the inputs, and its outputs."""
 
-    def __init__(self, name: str, ns: dict[str, Any], config: dict[str, Any], data: dict[str, torch.Tensor],
-                 shared: dict[str, Any], tensors: dict[str, torch.Tensor]) -> None:
+    def __init__(
+        self,
+        name: str,
+        ns: dict[str, Any],
+        config: dict[str, Any],
+        data: dict[str, torch.Tensor],
+        shared: dict[str, Any],
+        tensors: dict[str, torch.Tensor],
+    ) -> None:
         self.name = name
         self.ns = ns
         self.seed = int(config["seed"])
@@ -99,8 +106,17 @@ def _batches(n: int, batch_size: int, generator: torch.Generator) -> Iterator[to
             yield perm[start : start + batch_size]
 
 
-def train(model: torch.nn.Module, images: torch.Tensor, *, steps: int, batch_size: int, lr: float, seed: int,
-          loss_key: str = "total_loss", clip_grad: float | None = 1.0) -> list[float]:
+def train(
+    model: torch.nn.Module,
+    images: torch.Tensor,
+    *,
+    steps: int,
+    batch_size: int,
+    lr: float,
+    seed: int,
+    loss_key: str = "total_loss",
+    clip_grad: float | None = 1.0,
+) -> list[float]:
     """The grader's own training loop: Adam, seeded batch order, `model.loss(x)[loss_key]`."""
     torch.manual_seed(seed)
     generator = torch.Generator()
@@ -174,13 +190,19 @@ def run_probes(probes_path: str, ns: dict[str, Any]) -> None:
                 status, message = "error", str(exc)
             except Exception as exc:
                 frames = traceback.extract_tb(exc.__traceback__)
-                where = next((f"line {f.lineno} of {f.name}" for f in reversed(frames)
-                              if not f.filename.startswith("/opt/dgm")), "")
+                where = next(
+                    (f"line {f.lineno} of {f.name}" for f in reversed(frames) if not f.filename.startswith("/opt/dgm")),
+                    "",
+                )
                 status, message = "error", f"{type(exc).__name__}: {exc}" + (f" (in {where})" if where else "")
             finally:
                 signal.setitimer(signal.ITIMER_REAL, 0)
-            results[name] = {"status": status, "message": message[:_MAX_MESSAGE],
-                             "duration_s": round(time.monotonic() - start, 3), "values": ctx.values}
+            results[name] = {
+                "status": status,
+                "message": message[:_MAX_MESSAGE],
+                "duration_s": round(time.monotonic() - start, 3),
+                "values": ctx.values,
+            }
             _write(results, tensors)
     finally:
         signal.signal(signal.SIGALRM, previous)

@@ -80,8 +80,11 @@ class CappedClient(NotebookClient):
         if used > self.cap:
             if cell_index not in self.truncated:
                 self.truncated.add(cell_index)
-                outs.append(nbformat.v4.new_output(
-                    "stream", name="stderr", text=f"\n[output truncated by the grader after {self.cap} bytes]\n"))
+                outs.append(
+                    nbformat.v4.new_output(
+                        "stream", name="stderr", text=f"\n[output truncated by the grader after {self.cap} bytes]\n"
+                    )
+                )
             return None
         return super().output(outs, msg, display_id, cell_index)
 
@@ -131,8 +134,15 @@ def main() -> int:
                 status, detail = "timeout", f"exceeded {timeout:g} s and was interrupted"
             if index == 0:  # our setup cell; the indices reported are those of the grading notebook
                 continue
-            cells.append({"index": index - 1, "id": cell.get("metadata", {}).get("dgm", {}).get("id", ""),
-                          "status": status, "detail": detail, "truncated": index in client.truncated})
+            cells.append(
+                {
+                    "index": index - 1,
+                    "id": cell.get("metadata", {}).get("dgm", {}).get("id", ""),
+                    "status": status,
+                    "detail": detail,
+                    "truncated": index in client.truncated,
+                }
+            )
             if kernel_died:
                 break
     nb.cells.pop(0)

@@ -78,7 +78,9 @@ def test_fixture_loses_exactly_its_items(graded, name: str) -> None:
     lost = _lost(report)
     must, may = _expand(spec.get("lose", [])), _expand(spec.get("may_lose", []))
     assert must <= lost.keys(), f"{name} should lose {sorted(must - lost.keys())}"
-    assert lost.keys() <= must | may, f"{name} lost more than it should: { {k: lost[k] for k in lost.keys() - must - may} }"
+    assert lost.keys() <= must | may, (
+        f"{name} lost more than it should: { {k: lost[k] for k in lost.keys() - must - may} }"
+    )
     assert report.sandbox is not None
     assert report.sandbox.reason in spec.get("sandbox_reason", ["ok"]), report.warnings
     for cell, status in spec.get("cells", {}).items():
@@ -90,7 +92,7 @@ def test_fixture_loses_exactly_its_items(graded, name: str) -> None:
 
 @pytest.mark.parametrize("name", sorted(n for n, s in EXPECTED.items() if s.get("invalid")))
 def test_invalid_fixture_is_rejected_with_a_reason(name: str) -> None:
-    with pytest.raises(InvalidSubmission, match="not a notebook|invalid"):
+    with pytest.raises(InvalidSubmission, match=r"not a notebook|invalid"):
         grade(FIXTURES / name, HW1, sandbox="bwrap")
 
 

@@ -28,7 +28,11 @@ def with_cell(key: str, source: str) -> bytes:
 def test_solution_gets_every_automatic_point(toy, backend):
     report = grade(TOY / "solution.ipynb", toy, sandbox=backend)
     assert [(i.id, i.status) for i in report.items] == [
-        ("t1", "passed"), ("t1_proof", "pending"), ("square", "passed"), ("fit_loss", "passed")]
+        ("t1", "passed"),
+        ("t1_proof", "pending"),
+        ("square", "passed"),
+        ("fit_loss", "passed"),
+    ]
     assert report.auto_total == report.auto_max == 3.0
     assert report.pending_manual == 1.0
     assert report.sandbox.isolated == (backend != "none")
@@ -83,8 +87,10 @@ def test_json_report_contract(toy, tmp_path):
     from grader.cli import main
 
     out = tmp_path / "r.json"
-    assert main(["grade", str(TOY / "solution.ipynb"), "--assignment", str(TOY), "--json", str(out),
-                 "--sandbox", "bwrap"]) == 0
+    assert (
+        main(["grade", str(TOY / "solution.ipynb"), "--assignment", str(TOY), "--json", str(out), "--sandbox", "bwrap"])
+        == 0
+    )
     data = json.loads(out.read_text())
     for key in ("assignment", "total", "max_total", "auto_total", "auto_max", "pending_manual", "items"):
         assert key in data

@@ -78,8 +78,12 @@ def test_cells_whose_metadata_was_lost_are_matched_by_tag_order(template, soluti
         (b"\xff\xfe", "not UTF-8"),
         (b"[1, 2]", "expected a JSON object"),
         (json.dumps({"cells": [], "nbformat": 3, "metadata": {}}).encode(), "unsupported notebook format 3"),
-        (json.dumps({"cells": [{"cell_type": "bogus"}], "nbformat": 4, "nbformat_minor": 5,
-                     "metadata": {}}).encode(), "invalid notebook"),
+        (
+            json.dumps(
+                {"cells": [{"cell_type": "bogus"}], "nbformat": 4, "nbformat_minor": 5, "metadata": {}}
+            ).encode(),
+            "invalid notebook",
+        ),
         (b" " * (33 * 2**20), "the limit is 32 MiB"),
     ],
 )

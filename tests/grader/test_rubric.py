@@ -50,8 +50,9 @@ def test_unknown_requirement_and_kind_fields(tmp_path):
         load_rubric(write(tmp_path, data))
 
 
-@pytest.mark.parametrize(("value", "fraction"), [(1.0, 1.0), (1.1, 1.0), (1.35, 0.5), (1.6, 0.0), (9.0, 0.0),
-                                                  (float("nan"), 0.0)])
+@pytest.mark.parametrize(
+    ("value", "fraction"), [(1.0, 1.0), (1.1, 1.0), (1.35, 0.5), (1.6, 0.0), (9.0, 0.0), (float("nan"), 0.0)]
+)
 def test_metric_fraction_is_linear_between_full_and_zero(value, fraction):
     spec = MetricSpec(name="nll", full_at=1.1, zero_at=1.6)
     assert spec.fraction(value, 1.0) == pytest.approx(fraction)

@@ -13,7 +13,6 @@ def square(ctx: ProbeContext) -> None:
 @probe("fit")
 def fit(ctx: ProbeContext) -> None:
     model = ctx.get("Line")()
-    losses = train(model, ctx.data["points"], steps=int(ctx.budget["steps"]), batch_size=16, lr=0.1,
-                   seed=ctx.seed)
+    losses = train(model, ctx.data["points"], steps=int(ctx.budget["steps"]), batch_size=16, lr=0.1, seed=ctx.seed)
     ctx.save("losses", torch.tensor(losses))
     ctx.record("n_params", sum(p.numel() for p in model.parameters()))
