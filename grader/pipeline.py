@@ -84,6 +84,7 @@ def grade(
         profile=profile,
         max_total=rubric.points,
         items=items,
+        task_titles={t.id: t.title for t in rubric.tasks},
         warnings=warnings,
         sandbox=SandboxSummary(
             backend=result.backend,

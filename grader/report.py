@@ -161,7 +161,7 @@ def render_html(report: Report) -> str:
         tasks.setdefault(item.task, []).append(item)
     task_views = [
         _TaskView(
-            name=name or "Other items",
+            name=report.task_titles.get(name, name) or "Other items",
             items=items,
             points=sum(i.points for i in items),
             max_points=sum(i.max_points for i in items),

@@ -53,6 +53,7 @@ class Report(BaseModel):
     auto_max: float
     pending_manual: float
     items: list[ItemResult]
+    task_titles: dict[str, str] = Field(default_factory=dict)
     warnings: list[str] = Field(default_factory=list)
     sandbox: SandboxSummary | None = None
     figures: list[Figure] = Field(default_factory=list)

@@ -8,6 +8,8 @@ from grader.checks import CheckResult
 from grader.results import ItemResult, ItemStatus
 from grader.rubric import Item, Rubric
 
+Details = dict[str, float | str | bool | None]
+
 
 @dataclass
 class Outcome:
@@ -21,23 +23,28 @@ def _status(fraction: float) -> ItemStatus:
     return "passed" if fraction >= 1.0 else "partial" if fraction > 0.0 else "failed"
 
 
-def _metric(item: Item, outcome: Outcome, baseline: float | None, profile: str) -> ItemResult:
-    assert item.metric is not None
-    res = outcome.result
-    spec = item.metric
-    base = ItemResult(
+def _result(
+    item: Item, *, fraction: float, status: ItemStatus, message: str, details: Details | None = None
+) -> ItemResult:
+    return ItemResult(
         id=item.id,
         kind=item.kind,
         title=item.title,
         task=item.task,
-        points=0.0,
+        points=round(fraction * item.points, 4),
         max_points=item.points,
-        status="failed",
-        message=res.message,
+        status=status,
+        message=message,
+        details=details or {},
     )
+
+
+def _metric(item: Item, outcome: Outcome, baseline: float | None, profile: str) -> ItemResult:
+    assert item.metric is not None
+    res, spec = outcome.result, item.metric
     if res.value is None:
-        return base
-    details: dict[str, float | str | bool | None] = {
+        return _result(item, fraction=0.0, status="failed", message=res.message)
+    details: Details = {
         **res.details,
         "value": res.value,
         "unit": spec.unit,
@@ -45,30 +52,20 @@ def _metric(item: Item, outcome: Outcome, baseline: float | None, profile: str) 
         "reference": baseline,
     }
     if baseline is None:
-        return base.model_copy(
-            update={
-                "status": "error",
-                "details": details,
-                "message": f"{spec.name} = {res.value:.4g} {spec.unit}; no calibrated reference value for profile "
-                f"{profile!r} (staff: run `dgm-grader calibrate`)",
-            }
+        message = (
+            f"{spec.name} = {res.value:.4g} {spec.unit}; no calibrated reference value for profile "
+            f"{profile!r} (staff: run `dgm-grader calibrate`)"
         )
+        return _result(item, fraction=0.0, status="error", message=message, details=details)
     fraction = spec.fraction(res.value, baseline)
-    details["ratio"] = res.value / baseline if baseline else None
+    details["ratio"] = res.value / baseline
     message = (
         f"{spec.name} {res.value:.4g} {spec.unit} vs reference {baseline:.4g} "
         f"(full points up to {spec.full_at:g}x, none from {spec.zero_at:g}x)"
     )
     if res.message:
         message = f"{message}; {res.message}"
-    return base.model_copy(
-        update={
-            "points": round(fraction * item.points, 4),
-            "status": _status(fraction),
-            "details": details,
-            "message": message,
-        }
-    )
+    return _result(item, fraction=fraction, status=_status(fraction), message=message, details=details)
 
 
 def score(
@@ -77,42 +74,20 @@ def score(
     """One `ItemResult` per rubric item, in rubric order; gated items need their requirements passed."""
     results: dict[str, ItemResult] = {}
     for item in rubric.items:
-        blocked = [r for r in item.requires if results[r].status != "passed"] if item.requires else []
+        blocked = [r for r in item.requires if results[r].status != "passed"]
         if item.kind == "manual":
-            res = ItemResult(
-                id=item.id,
-                kind=item.kind,
-                title=item.title,
-                task=item.task,
-                points=0.0,
-                max_points=item.points,
-                status="pending",
-                message="awaiting review by a TA",
-            )
+            res = _result(item, fraction=0.0, status="pending", message="awaiting review by a TA")
         elif blocked:
             names = ", ".join(rubric.item(r).title or r for r in blocked)
-            res = ItemResult(
-                id=item.id,
-                kind=item.kind,
-                title=item.title,
-                task=item.task,
-                points=0.0,
-                max_points=item.points,
-                status="failed",
-                message=f"not scored: requires '{names}' to pass first",
-            )
+            res = _result(item, fraction=0.0, status="failed", message=f"not scored: requires '{names}' to pass first")
         elif item.kind == "metric":
             res = _metric(item, outcomes[item.id], baselines.get(item.id), profile)
         else:
             outcome = outcomes[item.id]
             fraction = outcome.result.fraction
-            res = ItemResult(
-                id=item.id,
-                kind=item.kind,
-                title=item.title,
-                task=item.task,
-                points=round(fraction * item.points, 4),
-                max_points=item.points,
+            res = _result(
+                item,
+                fraction=fraction,
                 status="error" if outcome.state == "error" else _status(fraction),
                 message=outcome.result.message,
                 details=dict(outcome.result.details),

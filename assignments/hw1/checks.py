@@ -157,6 +157,8 @@ def _nll_result(value: float, ctx: CheckContext, probe: str) -> CheckResult:
     """The metric value; the score stage maps it against the calibrated reference (`ctx.baseline`)."""
     record = ctx.probe(probe).values
     steps = ctx.budget(probe).get("steps")
+    losses = ctx.tensor(f"{probe}/losses", shape=(steps,))
+    ctx.curve(f"{probe.removesuffix('_train')}: training loss under the grader's loop (nats/pixel)", losses.tolist())
     return CheckResult(
         value=value,
         message=f"after {steps} training steps of the grader's loop (train loss "

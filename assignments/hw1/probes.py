@@ -188,6 +188,7 @@ def pixelcnn_train(ctx: ProbeContext) -> None:
         lr=float(ctx.budget["lr"]),
         seed=ctx.seed,
     )
+    ctx.save("losses", torch.tensor(losses))
     ctx.record("first_loss", losses[0])
     ctx.record("last_loss", sum(losses[-10:]) / len(losses[-10:]))
     model.eval()
@@ -305,6 +306,7 @@ def imagegpt_train(ctx: ProbeContext) -> None:
         lr=float(ctx.budget["lr"]),
         seed=ctx.seed,
     )
+    ctx.save("losses", torch.tensor(losses))
     ctx.record("first_loss", losses[0])
     ctx.record("last_loss", sum(losses[-10:]) / len(losses[-10:]))
     model.eval()

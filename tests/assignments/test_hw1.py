@@ -62,7 +62,7 @@ def test_solution_gets_every_automatic_point(graded) -> None:
     assert report.pending_manual == 2
     assert report.sandbox is not None and report.sandbox.isolated and report.sandbox.reason == "ok"
     assert report.warnings == []
-    assert len(report.figures) == 3  # PixelCNN and ImageGPT sample grids, PixelCNN completions
+    assert len(report.figures) == 5  # two sample grids, PixelCNN completions, two training curves
 
 
 def test_blank_template_gets_no_automatic_point(graded) -> None:
