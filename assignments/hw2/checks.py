@@ -39,7 +39,7 @@ EPS_MEAN_TOL = 0.3  # ~7 standard errors with 512 draws per dimension
 EPS_STD_RANGE = (0.8, 1.25)
 MIN_STD = 1e-3  # dimensions with a narrower posterior are skipped (float32 rounding of z)
 ACTIVE_UNIT_VAR = 0.01  # Burda et al. (2016): a latent dimension is active if Var_x E_q[z_d] > 0.01
-COURSE_KL = {  # COURSE.md §2.3: (args, expected)
+COURSE_VALUES = {  # COURSE.md §2.3: (args, expected)
     "kl_course_a": ("get_normal_KL(2, 3)", [200.2144]),
     "kl_course_b": ("get_normal_KL(2, 3, 4, 5)", [1.50925]),
     "kl_course_c": ("get_normal_KL([10, 10], [2, 4], [3, 5])", [49.2990, 1498.479]),
@@ -129,16 +129,16 @@ def vae_helpers(ctx: CheckContext) -> CheckResult:
     }
     failures = []
     for key, (what, want) in cases.items():
-        got = ctx.tensor(f"helpers/{key}", dtype="float32")
+        got = ctx.tensor(f"helpers/{key}")
         if (problem := _compare(got, want, f"{what} on random inputs")) is not None:
             failures.append(problem)
-    for key, (call, values) in COURSE_KL.items():
+    for key, (call, values) in COURSE_VALUES.items():
         got = ctx.tensor(f"helpers/{key}")
         want = np.asarray(values)
         if got.shape != want.shape or not np.allclose(got, want, rtol=1e-3):
             shown = np.array2string(got.ravel()[:4], precision=5)
             failures.append(f"{call} = {shown}, expected {values} (the notebook's own test values)")
-    n = len(cases) + len(COURSE_KL)
+    n = len(cases) + len(COURSE_VALUES)
     message = "; ".join(failures) or "KL and NLL of diagonal Gaussians match on random inputs and the test values"
     return CheckResult((n - len(failures)) / n, message)
 

@@ -76,9 +76,9 @@ def test_course_values_are_what_the_reference_helpers_compute() -> None:
         "nll_course_a": get_normal_nll(t([2.0]), t([2.0]), t([3.0])),
         "nll_course_b": get_normal_nll(t([10.0, 10.0]), t([2.0, 4.0]), t([3.0, 5.0])),
     }
-    assert got.keys() == checks.COURSE_KL.keys()
+    assert got.keys() == checks.COURSE_VALUES.keys()
     for key, value in got.items():
-        np.testing.assert_allclose(value.numpy(), checks.COURSE_KL[key][1], rtol=1e-4)
+        np.testing.assert_allclose(value.numpy(), checks.COURSE_VALUES[key][1], rtol=1e-4)
 
 
 def test_notebooks_and_fixtures_are_built_from_the_current_solution(tmp_path: Path) -> None:
@@ -126,7 +126,7 @@ def test_fixture_loses_exactly_its_items(reports: dict[str, Report], name: str) 
         assert any(w.startswith(f"cell '{cell}': {status}") for w in report.warnings), report.warnings
 
 
-def test_collapse_and_sign_errors_are_explained(reports: dict[str, Report]) -> None:
+def test_messages_name_the_mistake(reports: dict[str, Report]) -> None:
     """The messages name the mistake, not only the mismatch."""
     assert "sign is flipped" in _auto(reports["vae_kl_wrong_sign.ipynb"])["vae_helpers"][2]
     assert "missing 1/2" in _auto(reports["vae_kl_missing_half.ipynb"])["vae_elbo"][2]
@@ -167,3 +167,35 @@ def test_reparam_check_on_synthetic_draws(spread, grads, fraction: float, words:
     result = checks.vae_reparam(ctx)
     assert result.fraction == fraction
     assert words in result.message
+
+
+@pytest.mark.parametrize(("collapsed", "active"), [(True, 0), (False, 16)])
+def test_nll_metric_reports_posterior_collapse(collapsed: bool, active: int) -> None:
+    from grader.checks import CheckContext
+    from grader.collect import Artifacts, ProbeRecord
+
+    checks = load_assignment("hw2").load_checks()
+    rng = np.random.default_rng(0)
+    test = rng.uniform(0, 1, size=(40, 3, 8, 8)).astype(np.float32)
+    mu = np.zeros((40, 16)) if collapsed else rng.normal(size=(40, 16))
+    x_recon = np.repeat(2 * test.mean(0, keepdims=True) - 1, 40, axis=0) if collapsed else 2 * test - 1
+    tensors = {
+        "vae_train/mu_z": mu.astype(np.float32),
+        "vae_train/log_std_z": np.zeros((40, 16), np.float32),
+        "vae_train/x_recon": x_recon.astype(np.float32),
+    }
+    artifacts = Artifacts(probes={"vae_train": ProbeRecord(status="ok")}, tensors=tensors)
+    ctx = CheckContext(
+        inputs={"test_images": test},
+        seed=0,
+        profile="ci",
+        artifacts=artifacts,
+        budgets={"vae_train": {"steps": 1}},
+        baselines={},
+    )
+    result = checks.vae_nll(ctx)
+    assert result.details["active_units"] == active
+    assert ("posterior collapse" in result.message) == collapsed
+    # a perfect reconstruction leaves only the rate: KL = |mu|^2 / 2 per image, in bits/dim
+    if not collapsed:
+        assert result.value == pytest.approx(float((mu**2).sum(1).mean() / 2 / (3 * 64 * np.log(2))), rel=1e-5)
