@@ -66,18 +66,14 @@ def grade(
     if executed_path is not None and artifacts.executed is not None:
         nbformat.write(artifacts.executed, str(executed_path))
 
+    baselines = assignment.baselines(profile)
     ctx = CheckContext(
-        inputs=inputs,
-        seed=seed,
-        profile=profile,
-        artifacts=artifacts,
-        budgets=spec.budgets,
-        baselines=assignment.baselines(profile),
+        inputs=inputs, seed=seed, profile=profile, artifacts=artifacts, budgets=spec.budgets, baselines=baselines
     )
     outcomes = {item_id: Outcome(*run_check(fn, ctx, item_id)) for item_id, fn in suite.checks.items()}
     answers = theory.extract_answers(prepared.answer_sources)
     outcomes |= _theory_outcomes(rubric, answers.answers)
-    items = score(rubric, outcomes, baselines=assignment.baselines(profile), profile=profile)
+    items = score(rubric, outcomes, baselines=baselines, profile=profile)
     warnings = [*prepared.warnings, *answers.warnings, *artifacts.problems, *_run_warnings(result, artifacts, prepared)]
     return Report(
         assignment=assignment.name,
