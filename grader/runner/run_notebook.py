@@ -35,6 +35,8 @@ def _dgm_cap_streams(cap):
     import contextlib
     import sys
 
+    import torch  # warm: a slow import is paid here, not against a student cell's timeout
+
     shell = get_ipython()
     shell._tee = lambda channel: contextlib.nullcontext()
 
@@ -115,8 +117,8 @@ def main() -> int:
         for index, cell in enumerate(nb.cells):
             if cell.cell_type != "code":
                 continue
-            is_probes = cell.get("metadata", {}).get("dgm", {}).get("id") == "_probes"
-            timeout = float(config.get("probes_timeout_s" if is_probes else "cell_timeout_s", 120))
+            ours = cell.get("metadata", {}).get("dgm", {}).get("id") in ("_setup", "_probes")
+            timeout = float(config.get("probes_timeout_s" if ours else "cell_timeout_s", 120))
             client.timeout = timeout  # type: ignore[assignment]
             status, detail = "ok", ""
             began = time.monotonic()
