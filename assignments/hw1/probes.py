@@ -14,7 +14,7 @@ from collections.abc import Callable
 from typing import Any
 
 import torch
-from harness import ProbeContext, ProbeError, probe, train
+from harness import ProbeContext, ProbeError, probe
 
 FLIP_CHUNK = 256  # images per forward pass in the dependence probes
 MASK_CASES = [(t, k) for k in (3, 5, 7) for t in ("A", "B")]
@@ -180,18 +180,7 @@ def pixelcnn_receptive_field(ctx: ProbeContext) -> None:
 @probe("pixelcnn_train")
 def pixelcnn_train(ctx: ProbeContext) -> None:
     model = _needs(ctx, "pixelcnn_build")()
-    losses = train(
-        model,
-        _images(ctx, "train_images"),
-        steps=int(ctx.budget["steps"]),
-        batch_size=int(ctx.budget["batch_size"]),
-        lr=float(ctx.budget["lr"]),
-        seed=ctx.seed,
-    )
-    ctx.save("losses", torch.tensor(losses))
-    ctx.record("first_loss", losses[0])
-    ctx.record("last_loss", sum(losses[-10:]) / len(losses[-10:]))
-    model.eval()
+    ctx.train(model, _images(ctx, "train_images"))  # ends in eval mode
     test = _images(ctx, "test_images")
     with torch.no_grad():
         logits = torch.cat([_pixelcnn_logits(model, test[i : i + 256]) for i in range(0, len(test), 256)])
@@ -298,18 +287,7 @@ def imagegpt_loss(ctx: ProbeContext) -> None:
 @probe("imagegpt_train")
 def imagegpt_train(ctx: ProbeContext) -> None:
     model = _needs(ctx, "imagegpt_build")()
-    losses = train(
-        model,
-        _images(ctx, "train_images"),
-        steps=int(ctx.budget["steps"]),
-        batch_size=int(ctx.budget["batch_size"]),
-        lr=float(ctx.budget["lr"]),
-        seed=ctx.seed,
-    )
-    ctx.save("losses", torch.tensor(losses))
-    ctx.record("first_loss", losses[0])
-    ctx.record("last_loss", sum(losses[-10:]) / len(losses[-10:]))
-    model.eval()
+    ctx.train(model, _images(ctx, "train_images"))  # ends in eval mode
     tokens = _images(ctx, "test_images").flatten(1)  # (N, 1, H, W) -> (N, L)
     with torch.no_grad():
         logits = torch.cat([_gpt_logits(model, tokens[i : i + 256]) for i in range(0, len(tokens), 256)])

@@ -92,6 +92,22 @@ class ProbeContext:
             value = str(value)
         self.values[key] = value if isinstance(value, bool | int | float | str) else str(value)
 
+    def train(self, model: torch.nn.Module, images: torch.Tensor, *, loss_key: str = "total_loss") -> list[float]:
+        """`train` under this probe's budget (`steps`, `batch_size`, `lr`); saves the loss curve as `losses`."""
+        losses = train(
+            model,
+            images,
+            steps=int(self.budget["steps"]),
+            batch_size=int(self.budget["batch_size"]),
+            lr=float(self.budget["lr"]),
+            seed=self.seed,
+            loss_key=loss_key,
+        )
+        self.save("losses", torch.tensor(losses))
+        self.record("first_loss", losses[0])
+        self.record("last_loss", sum(losses[-10:]) / len(losses[-10:]))
+        return losses
+
     def generator(self, offset: int = 0) -> torch.Generator:
         """A torch.Generator seeded from the run's secret seed (and this probe's name)."""
         g = torch.Generator()
