@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import importlib.util
 import json
 import os
@@ -22,6 +23,34 @@ def default_assignments_dir() -> Path:
 
 
 @dataclass(frozen=True)
+class ProbeDecl:
+    """A probe as `@probe(name, needs=..., steps=...)` in `probes.py` declares it (see `harness.probe`)."""
+
+    name: str
+    needs: tuple[str, ...] = ()
+    steps: str | None = None
+
+
+def read_probes(path: Path) -> list[ProbeDecl]:
+    """The probes of `path`, in query order, read from their decorators without running the file."""
+    if not path.exists():
+        return []
+    decls = []
+    for node in ast.parse(path.read_text(), str(path)).body:
+        if not isinstance(node, ast.FunctionDef):
+            continue
+        for deco in node.decorator_list:
+            if isinstance(deco, ast.Call) and isinstance(deco.func, ast.Name) and deco.func.id == "probe":
+                try:
+                    args = [ast.literal_eval(a) for a in deco.args]
+                    kwargs = {k.arg: ast.literal_eval(k.value) for k in deco.keywords if k.arg}
+                except ValueError as exc:
+                    raise AssignmentError(f"{path}:{deco.lineno}: @probe takes literal arguments only") from exc
+                decls.append(ProbeDecl(*args, **{k: tuple(v) if k == "needs" else v for k, v in kwargs.items()}))
+    return decls
+
+
+@dataclass(frozen=True)
 class Assignment:
     name: str
     path: Path
@@ -34,6 +63,9 @@ class Assignment:
     @property
     def probes_path(self) -> Path:
         return self.path / "probes.py"
+
+    def probes(self) -> list[ProbeDecl]:
+        return read_probes(self.probes_path)
 
     @property
     def checks_path(self) -> Path:
@@ -78,6 +110,10 @@ def load_assignment(name: str | Path, assignments_dir: Path | None = None) -> As
         raise AssignmentError(f"{rubric_path}: says assignment {rubric.assignment!r}, folder is {path.name!r}")
     if not assignment.template_path.exists():
         raise AssignmentError(f"{assignment.name}: template {assignment.template_path} is missing")
+    names = {p.name for p in assignment.probes()}
+    for profile, spec in rubric.profiles.items():
+        if unknown := sorted(spec.budgets.keys() - names):
+            raise AssignmentError(f"{rubric_path}: profile {profile} has budgets for {unknown}, which name no probe")
     return assignment
 
 

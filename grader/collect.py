@@ -28,16 +28,10 @@ ALLOWED_DTYPES = {np.dtype(t) for t in ("float32", "float64", "int64", "int32", 
 
 class CellStatus(BaseModel):
     index: int
-    id: str = ""
-    status: Literal["ok", "error", "timeout", "kernel_died"]
+    id: str = Field(default="", max_length=200)
+    status: Literal["ok", "error", "timeout", "kernel_died", "not_run"]
     detail: str = Field(default="", max_length=4000)
     truncated: bool = False
-
-
-class RunStatus(BaseModel):
-    cells: list[CellStatus]
-    kernel_died: bool = False
-    duration_s: float = 0.0
 
 
 class ProbeRecord(BaseModel):
@@ -47,8 +41,19 @@ class ProbeRecord(BaseModel):
     values: dict[str, float | int | str | bool] = Field(default_factory=dict)
 
 
-class ProbesFile(BaseModel):
-    probes: dict[str, ProbeRecord]
+class QueryRecord(ProbeRecord):
+    probe: str = Field(max_length=200)
+    step: int = Field(default=0, ge=0)
+    stepped: bool = False
+    tensors: str | None = Field(default=None, pattern=r"^[0-9]+\.safetensors$")
+
+
+class RunStatus(BaseModel):
+    cells: list[CellStatus]
+    queries: list[QueryRecord] = Field(default_factory=list)
+    kernel_died: bool = False
+    complete: bool = False
+    duration_s: float = 0.0
 
 
 @dataclass
@@ -81,38 +86,60 @@ def read_untrusted(path: Path, max_bytes: int) -> bytes | None:
 
 
 def collect(job_dir: Path) -> Artifacts:
-    """Validate the job's outputs; never raises for what the sandbox wrote."""
+    """Validate what the orchestrator wrote in `out/`; never raises, whatever is there."""
     art = Artifacts()
-    out = job_dir / "out"
+    try:
+        _collect(job_dir / "out", art)
+    except Exception as exc:  # a bug here must not cost the student a report
+        art.problems.append(f"results unreadable: {type(exc).__name__}: {str(exc)[:300]}")
+    return art
+
+
+def _collect(out: Path, art: Artifacts) -> None:
     if out.is_symlink() or not out.is_dir():
         art.problems.append("the output directory was replaced; no results could be read")
-        return art
+        return
     try:
         raw = read_untrusted(out / "status.json", MAX_JSON_BYTES)
         if raw is not None:
             art.status = RunStatus.model_validate_json(raw)
     except (ValueError, ValidationError) as exc:
         art.problems.append(f"run status unreadable: {str(exc).splitlines()[0]}")
-    try:
-        raw = read_untrusted(out / "probes.json", MAX_JSON_BYTES)
-        if raw is not None:
-            art.probes = ProbesFile.model_validate_json(raw).probes
-    except (ValueError, ValidationError) as exc:
-        art.problems.append(f"probe results unreadable: {str(exc).splitlines()[0]}")
-    try:
-        raw = read_untrusted(out / "outputs.safetensors", MAX_TENSOR_FILE_BYTES)
-        if raw is not None:
-            tensors = load_safetensors(raw)
-            bad = sorted(k for k, v in tensors.items() if v.dtype not in ALLOWED_DTYPES)
-            if bad:
-                raise ValueError(f"unexpected dtypes for {bad}")
-            art.tensors = tensors
-    except Exception as exc:  # safetensors raises its own error types on malformed headers
-        art.problems.append(f"probe tensors unreadable: {str(exc).splitlines()[0][:300]}")
+    for query in art.status.queries if art.status else []:
+        _merge(art, query, _reply_tensors(out, query, art))
     try:
         raw = read_untrusted(out / "executed.ipynb", MAX_EXECUTED_BYTES)
         if raw is not None:
             art.executed = nbformat.reads(raw.decode("utf-8"), as_version=4)
     except (ValueError, UnicodeDecodeError, json.JSONDecodeError, nbformat.reader.NotJSONError) as exc:
         art.problems.append(f"executed notebook unreadable: {str(exc).splitlines()[0][:300]}")
-    return art
+
+
+def _reply_tensors(out: Path, query: QueryRecord, art: Artifacts) -> dict[str, np.ndarray]:
+    if query.status != "ok" or query.tensors is None:
+        return {}
+    try:
+        raw = read_untrusted(out / "replies" / query.tensors, MAX_TENSOR_FILE_BYTES)
+        tensors = load_safetensors(raw) if raw is not None else {}
+        bad = sorted(k for k, v in tensors.items() if v.dtype not in ALLOWED_DTYPES)
+        if bad:
+            raise ValueError(f"unexpected dtypes for {bad}")
+        return tensors
+    except Exception as exc:  # safetensors raises its own error types on malformed headers
+        query.status, query.message = "error", f"the probe's tensors are unreadable: {str(exc).splitlines()[0][:300]}"
+        art.problems.append(f"{query.probe}: {query.message}")
+        return {}
+
+
+def _merge(art: Artifacts, query: QueryRecord, tensors: dict[str, np.ndarray]) -> None:
+    """Fold one query into its probe's record: a stepped probe is ok only if every step is."""
+    prefix = f"{query.probe}/{query.step}/" if query.stepped else f"{query.probe}/"
+    art.tensors.update({prefix + key: value for key, value in tensors.items()})
+    record = art.probes.get(query.probe)
+    if record is None:
+        art.probes[query.probe] = ProbeRecord.model_validate(query.model_dump(include=set(ProbeRecord.model_fields)))
+    else:
+        record.values.update(query.values)
+        record.duration_s += query.duration_s
+        if record.status == "ok" and query.status != "ok":
+            record.status, record.message = query.status, f"step {query.step}: {query.message}"

@@ -1,18 +1,19 @@
-"""The probe harness: runs an assignment's probes in the student's kernel, inside the sandbox.
+"""The probe kit, kernel side: answers one query of the orchestrator in the student's kernel.
 
-Standalone on purpose (stdlib, numpy, torch, safetensors): it is copied into the sandbox read-only
-and must never import `grader`. Probes only *produce data* (tensors and JSON scalars); every score is
-computed on the host from what they write. Everything written here is untrusted once the student's
-code has run in the same process, and the host validates it again.
+Standalone on purpose (stdlib, torch, safetensors): it is bound into the sandbox read-only and never
+imports `grader`. Everything here runs in the student's process, so the student can patch all of it;
+that is fine, because nothing here decides a score. A query names a probe and carries the inputs the
+host chose; the probe calls the student's objects on them and the reply (tensors and JSON scalars) goes
+back to the orchestrator as a display message tied to the query's token. The host validates every
+reply and computes every score from it, together with the inputs it sent.
 """
 
 from __future__ import annotations
 
+import base64
 import json
 import math
-import os
 import runpy
-import signal
 import time
 import traceback
 from collections.abc import Callable, Iterator
@@ -20,56 +21,59 @@ from pathlib import Path
 from typing import Any, cast
 
 import torch
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file, save
 
-INPUTS = Path("inputs")
-OUT = Path("out")
+REPLY_MIME = "application/vnd.dgm.reply+json"
+PROBES_PATH = Path(__file__).resolve().parent / "probes.py"
 _MAX_MESSAGE = 2000
 _MAX_TENSOR_BYTES = 64 * 2**20
 
 ProbeFn = Callable[["ProbeContext"], None]
-_PROBES: list[tuple[str, ProbeFn, float | None]] = []
+
+
+class ProbeSpec:
+    """A registered probe: its function and what the host must send it."""
+
+    def __init__(self, name: str, fn: ProbeFn, needs: tuple[str, ...], steps: str | None) -> None:
+        self.name, self.fn, self.needs, self.steps = name, fn, needs, steps
+
+
+PROBES: dict[str, ProbeSpec] = {}
+_SHARED: dict[str, Any] = {}  # what earlier probes left for later ones (a trained model, a builder)
 
 
 class ProbeError(Exception):
     """A probe found the student's code unusable; the message is shown to the student."""
 
 
-class ProbeTimeout(BaseException):
-    """Raised by the alarm handler; a BaseException so that `except Exception` cannot swallow it."""
+def probe(name: str, *, needs: tuple[str, ...] = (), steps: str | None = None) -> Callable[[ProbeFn], ProbeFn]:
+    """Register `fn` as the probe `name`; probes are queried in registration order.
 
-
-def probe(name: str, *, timeout_s: float | None = None) -> Callable[[ProbeFn], ProbeFn]:
-    """Register `fn` as the probe `name`; probes run in registration order."""
+    `needs` names the host's input arrays each query of this probe carries. With `steps`, the named
+    input has a leading step axis and the probe is queried once per step, in order, with that step's
+    slice: the kernel never holds a later step's data while it answers an earlier one.
+    """
 
     def register(fn: ProbeFn) -> ProbeFn:
-        _PROBES.append((name, fn, timeout_s))
+        PROBES[name] = ProbeSpec(name, fn, tuple(needs), steps)
         return fn
 
     return register
 
 
 class ProbeContext:
-    """What one probe sees: the kernel namespace, the seed, its budget, the inputs, and its outputs."""
+    """What one query sees: the kernel namespace, its inputs, budget and seed, and its reply."""
 
-    def __init__(
-        self,
-        name: str,
-        ns: dict[str, Any],
-        config: dict[str, Any],
-        data: dict[str, torch.Tensor],
-        shared: dict[str, Any],
-        tensors: dict[str, torch.Tensor],
-    ) -> None:
+    def __init__(self, name: str, ns: dict[str, Any], meta: dict[str, Any], data: dict[str, torch.Tensor]) -> None:
         self.name = name
         self.ns = ns
-        self.seed = int(config["seed"])
-        self.profile = str(config["profile"])
-        self.budget: dict[str, Any] = dict(config.get("budgets", {}).get(name, {}))
+        self.seed = int(meta["seed"])  # derived by the host for this probe; never the run's secret
+        self.step = int(meta.get("step", 0))
+        self.budget: dict[str, Any] = dict(meta.get("budget", {}))
         self.data = data
-        self.shared = shared
+        self.shared = _SHARED
         self.values: dict[str, float | int | str | bool] = {}
-        self._tensors = tensors
+        self.tensors: dict[str, torch.Tensor] = {}
 
     def get(self, name: str) -> Any:
         """The student's object called `name`, or a ProbeError saying it is missing."""
@@ -78,16 +82,16 @@ class ProbeContext:
         return self.ns[name]
 
     def save(self, key: str, tensor: Any) -> None:
-        """Store a tensor for the host under `<probe>/<key>`."""
+        """Put a tensor into the reply under `key`."""
         t = torch.as_tensor(tensor).detach().cpu().contiguous()
         if t.dtype not in (torch.float32, torch.float64, torch.int64, torch.int32, torch.bool, torch.uint8):
             t = t.to(torch.float32)
         if t.numel() * t.element_size() > _MAX_TENSOR_BYTES:
             raise ProbeError(f"{key}: tensor of {t.numel() * t.element_size()} bytes is too large")
-        self._tensors[f"{self.name}/{key}"] = t.clone()
+        self.tensors[key] = t.clone()
 
     def record(self, key: str, value: float | int | str | bool) -> None:
-        """Store a JSON scalar for the host."""
+        """Put a JSON scalar into the reply."""
         if isinstance(value, float) and not math.isfinite(value):
             value = str(value)
         self.values[key] = value if isinstance(value, bool | int | float | str) else str(value)
@@ -109,9 +113,9 @@ class ProbeContext:
         return losses
 
     def generator(self, offset: int = 0) -> torch.Generator:
-        """A torch.Generator seeded from the run's secret seed (and this probe's name)."""
+        """A torch.Generator seeded from this probe's seed."""
         g = torch.Generator()
-        g.manual_seed((self.seed + offset + sum(map(ord, self.name))) % 2**63)
+        g.manual_seed((self.seed + offset) % 2**63)
         return g
 
 
@@ -164,61 +168,50 @@ def train(
     return losses
 
 
-def _on_alarm(signum: int, frame: Any) -> None:
-    raise ProbeTimeout
+def load_probes(path: Path = PROBES_PATH) -> dict[str, ProbeSpec]:
+    """Register the probes of `path` (once per process) and return them by name."""
+    if not PROBES:
+        runpy.run_path(str(path), run_name="dgm_probes")
+    return PROBES
 
 
-def _write(results: dict[str, Any], tensors: dict[str, torch.Tensor]) -> None:
-    OUT.mkdir(exist_ok=True)
-    tmp = OUT / "outputs.safetensors.tmp"
-    save_file(tensors, str(tmp))
-    os.replace(tmp, OUT / "outputs.safetensors")
-    tmp = OUT / "probes.json.tmp"
-    tmp.write_text(json.dumps({"probes": results}))
-    os.replace(tmp, OUT / "probes.json")
-
-
-def run_probes(probes_path: str, ns: dict[str, Any]) -> None:
-    """Run every probe of `probes_path` against the kernel namespace `ns`; write `out/`."""
-    config = json.loads((INPUTS / "config.json").read_text())
-    data_file = INPUTS / "data.safetensors"
-    data = load_file(str(data_file)) if data_file.exists() else {}
-    torch.set_num_threads(int(config.get("threads", 1)))
-    _PROBES.clear()
-    runpy.run_path(probes_path, run_name="dgm_probes")
-    default_timeout = float(config.get("probe_timeout_s", 120))
-    shared: dict[str, Any] = {}
-    tensors: dict[str, torch.Tensor] = {}
-    results: dict[str, Any] = {}
-    previous = signal.signal(signal.SIGALRM, _on_alarm)
+def run_query(meta: dict[str, Any], data: dict[str, torch.Tensor], ns: dict[str, Any]) -> dict[str, Any]:
+    """Answer one query: run its probe on `data` against the namespace `ns`; returns the reply."""
+    name = str(meta["probe"])
+    spec = load_probes()[name]
+    torch.set_num_threads(int(meta.get("threads", 1)))
+    ctx = ProbeContext(name, ns, meta, data)
+    torch.manual_seed(ctx.seed)
+    status, message = "ok", ""
+    start = time.monotonic()
     try:
-        for index, (name, fn, timeout_s) in enumerate(_PROBES):
-            ctx = ProbeContext(name, ns, config, data, shared, tensors)
-            torch.manual_seed(ctx.seed + index)
-            status, message = "ok", ""
-            start = time.monotonic()
-            signal.setitimer(signal.ITIMER_REAL, timeout_s or default_timeout)
-            try:
-                fn(ctx)
-            except ProbeTimeout:
-                status, message = "timeout", f"probe exceeded {timeout_s or default_timeout:g} s"
-            except ProbeError as exc:
-                status, message = "error", str(exc)
-            except Exception as exc:
-                frames = traceback.extract_tb(exc.__traceback__)
-                where = next(
-                    (f"line {f.lineno} of {f.name}" for f in reversed(frames) if not f.filename.startswith("/opt/dgm")),
-                    "",
-                )
-                status, message = "error", f"{type(exc).__name__}: {exc}" + (f" (in {where})" if where else "")
-            finally:
-                signal.setitimer(signal.ITIMER_REAL, 0)
-            results[name] = {
-                "status": status,
-                "message": message[:_MAX_MESSAGE],
-                "duration_s": round(time.monotonic() - start, 3),
-                "values": ctx.values,
-            }
-            _write(results, tensors)
-    finally:
-        signal.signal(signal.SIGALRM, previous)
+        spec.fn(ctx)
+    except ProbeError as exc:
+        status, message = "error", str(exc)
+    except Exception as exc:
+        frames = traceback.extract_tb(exc.__traceback__)
+        here = str(Path(__file__).parent)
+        where = next((f"line {f.lineno} of {f.name}" for f in reversed(frames) if not f.filename.startswith(here)), "")
+        status, message = "error", f"{type(exc).__name__}: {exc}" + (f" (in {where})" if where else "")
+    return {
+        "status": status,
+        "message": message[:_MAX_MESSAGE],
+        "duration_s": round(time.monotonic() - start, 3),
+        "values": ctx.values,
+        "tensors": ctx.tensors if status == "ok" else {},
+    }
+
+
+def answer(query: str) -> None:
+    """The orchestrator's query cell calls this with the path of a query (`<path>.json` + `.safetensors`)."""
+    from IPython import get_ipython
+    from IPython.display import display
+
+    meta = json.loads(Path(query + ".json").read_text())
+    tensors_path = Path(query + ".safetensors")
+    data = load_file(str(tensors_path)) if tensors_path.exists() else {}
+    reply = run_query(meta, data, get_ipython().user_ns)
+    tensors = reply.pop("tensors")
+    reply["token"] = meta["token"]
+    reply["tensors"] = base64.b64encode(save(tensors)).decode("ascii") if tensors else ""
+    display({REPLY_MIME: reply}, raw=True)

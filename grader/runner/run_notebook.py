@@ -1,35 +1,54 @@
-"""Runs the grading notebook and then the probes, inside the sandbox (`python /opt/dgm/run_notebook.py`).
+"""The orchestrator: runs the grading notebook in the student's kernel, then asks it the probes' queries.
 
-Standalone (stdlib, nbformat, nbclient, ipykernel): it is copied into the sandbox read-only and never
-imports `grader`. Reads `grading.ipynb` and `inputs/config.json` from the working directory; writes
-`out/executed.ipynb` and `out/status.json`. nbclient has no cap on outputs, so this runner drops output
-beyond a per-cell budget while the cell runs: a cell printing gigabytes costs time, not memory.
+Runs inside the sandbox as its own uid (`python /opt/dgm/run_notebook.py`); the student's kernel runs
+as another uid (`DGM_KERNEL_UID`) that cannot signal, trace or write to this process or its files.
+Standalone (stdlib, nbformat, nbclient, jupyter_client): it never imports `grader`.
+
+Reads `grading.ipynb` and `inputs/` (config, query files; readable by this uid only). For each query it
+copies the query's files where the kernel can read them, runs `harness.answer(...)` in the kernel, and
+keeps the reply that comes back on the kernel's message channel. Writes `out/executed.ipynb`,
+`out/replies/*.safetensors` and `out/status.json`; the host reads nothing else. A reply counts only
+if it arrived for the query that asked for it, within its time limit.
+
+nbclient has no cap on outputs and waits forever on a cell that ignores interrupts: this runner caps
+every output message per cell (display updates included) and kills the kernel when a timed-out cell
+does not stop within a grace period; later cells are then reported `not_run`.
 """
 
 from __future__ import annotations
 
+import asyncio
+import base64
+import binascii
 import json
+import os
+import secrets
+import shutil
 import sys
 import time
 from pathlib import Path
 from typing import Any
 
 import nbformat
+from jupyter_client.manager import AsyncKernelManager
 from nbclient import NotebookClient
-from nbclient.exceptions import CellTimeoutError, DeadKernelError
+from nbclient.exceptions import DeadKernelError
 
-OUT = Path("out")
 HERE = Path(__file__).resolve().parent  # /opt/dgm inside the sandbox
-PROBE_CELL = f"""\
-import sys as _dgm_sys
-_dgm_sys.path.insert(0, {str(HERE)!r})
-import harness as _dgm_harness
-_dgm_harness.run_probes({str(HERE / "probes.py")!r}, globals())
-"""
+OUT = Path("out")
+INPUTS = Path("inputs")
+QUERIES = Path("queries")  # the kernel may read a query's files here once it is asked
+WORK = Path("work")  # the kernel's home and cwd: the only place it may write besides /tmp
+RUNTIME = Path("runtime")  # kernel spec and connection file
+REPLY_MIME = "application/vnd.dgm.reply+json"
+KILL_GRACE_S = 10.0  # how long a timed-out cell gets to honour the interrupt before the kernel is killed
+MAX_REPLY_BYTES = 256 * 2**20
+
 # Runs first in the kernel. A print loop must cost time, not memory: IPython 9 copies every byte a
 # cell prints into its in-memory history (InteractiveShell._tee) and ipykernel queues whole buffers on
 # ZMQ before the runner can drop anything. So history capture is switched off and the streams stop
-# forwarding after `cap` characters per cell.
+# forwarding after `cap` characters per cell. (This protects the kernel from itself; the runner's own
+# cap below does not depend on it.)
 SETUP_CELL = """\
 def _dgm_cap_streams(cap):
     import contextlib
@@ -64,96 +83,213 @@ def _dgm_cap_streams(cap):
 _dgm_cap_streams({cap})
 del _dgm_cap_streams
 """
+QUERY_CELL = "import sys; sys.path.insert(0, {here!r}); import harness; harness.answer({path!r})"
 
 
-class CappedClient(NotebookClient):
-    """A NotebookClient that keeps at most `cap` bytes of output per cell."""
+class StudentKernelManager(AsyncKernelManager):
+    """Writes the connection file readable by the kernel, which runs as another uid."""
+
+    def write_connection_file(self, **kwargs: Any) -> None:
+        super().write_connection_file(**kwargs)
+        os.chmod(self.connection_file, 0o644)
+
+
+class Orchestrator(NotebookClient):
+    """nbclient with per-cell output caps, a hard kill after a grace period, and reply capture."""
 
     def __init__(self, nb: nbformat.NotebookNode, cap: int, **kwargs: Any) -> None:
         super().__init__(nb, **kwargs)
         self.cap = cap
         self.used: dict[int, int] = {}
         self.truncated: set[int] = set()
+        self.token: str | None = None  # the query being answered
+        self.reply: dict[str, Any] | None = None
 
-    def output(self, outs: list, msg: dict, display_id: str | None, cell_index: int) -> Any:
+    def process_message(self, msg: dict, cell: nbformat.NotebookNode, cell_index: int) -> Any:
+        msg_type = msg["msg_type"]
+        if msg_type not in ("stream", "display_data", "update_display_data", "execute_result", "error"):
+            return super().process_message(msg, cell, cell_index)
+        data = msg.get("content", {}).get("data")
+        if isinstance(data, dict) and REPLY_MIME in data:
+            self._take_reply(data[REPLY_MIME])
+            return None
         size = len(json.dumps(msg.get("content", {}), default=str))
         used = self.used.get(cell_index, 0) + size
         self.used[cell_index] = used
-        if used > self.cap:
+        if used > self.cap:  # covers display updates, which nbclient applies outside `output`
             if cell_index not in self.truncated:
                 self.truncated.add(cell_index)
-                outs.append(
-                    nbformat.v4.new_output(
-                        "stream", name="stderr", text=f"\n[output truncated by the grader after {self.cap} bytes]\n"
-                    )
-                )
+                note = f"\n[output truncated by the grader after {self.cap} bytes]\n"
+                cell.outputs.append(nbformat.v4.new_output("stream", name="stderr", text=note))
             return None
-        return super().output(outs, msg, display_id, cell_index)
+        return super().process_message(msg, cell, cell_index)
+
+    def _take_reply(self, reply: Any) -> None:
+        """Keep the first well-formed reply that carries the current query's token."""
+        if self.token is None or self.reply is not None or not isinstance(reply, dict):
+            return
+        if reply.get("token") != self.token:
+            return
+        self.reply = reply
+
+    async def run_cell(self, cell: nbformat.NotebookNode, index: int, timeout: float) -> tuple[str, str]:
+        """Execute one cell; returns (status, detail). Kills the kernel if it ignores the interrupt."""
+        fired: list[str] = []
+
+        async def watchdog() -> None:
+            await asyncio.sleep(timeout)
+            fired.append("interrupted")
+            await self.km.interrupt_kernel()
+            await asyncio.sleep(KILL_GRACE_S)
+            fired.append("killed")
+            await self.km.shutdown_kernel(now=True)
+
+        dog = asyncio.ensure_future(watchdog())
+        try:
+            await self.async_execute_cell(cell, index)
+        except DeadKernelError as exc:
+            if fired:
+                return "timeout", f"exceeded {timeout:g} s and ignored the interrupt; the kernel was stopped"
+            return "kernel_died", str(exc)[:500]
+        finally:
+            dog.cancel()
+        if fired:
+            return "timeout", f"exceeded {timeout:g} s and was interrupted"
+        errors = [o for o in cell.get("outputs", []) if o.get("output_type") == "error"]
+        if errors:
+            return "error", f"{errors[0].get('ename', '')}: {errors[0].get('evalue', '')}"[:500]
+        return "ok", ""
+
+
+def kernel_spec(kernel_uid: int | None) -> dict[str, Any]:
+    """The kernel's command: as `kernel_uid` with no capabilities when one is given (root sandboxes)."""
+    drop: list[str] = []
+    if kernel_uid is not None:
+        drop = [
+            "setpriv", f"--reuid={kernel_uid}", f"--regid={kernel_uid}", "--clear-groups",
+            "--inh-caps=-all", "--ambient-caps=-all", "--bounding-set=-all", "--no-new-privs", "--",
+        ]  # fmt: skip
+    home = str(WORK.resolve())
+    return {
+        "argv": [*drop, sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
+        "env": {"HOME": home, "IPYTHONDIR": f"{home}/.ipython"},
+        "display_name": "student",
+        "language": "python",
+        "interrupt_mode": "signal",
+    }
+
+
+def _save_reply(reply: dict[str, Any], number: int) -> dict[str, Any]:
+    """The record of one query's reply for status.json; its tensors go to out/replies/<number>."""
+    record = {k: reply.get(k) for k in ("status", "message", "values")}
+    encoded = reply.get("tensors") or ""
+    if not isinstance(encoded, str) or len(encoded) > MAX_REPLY_BYTES * 4 // 3 + 4:
+        return {"status": "error", "message": "the reply's tensors are too large or malformed"}
+    try:
+        raw = base64.b64decode(encoded, validate=True)
+    except (binascii.Error, ValueError):
+        return {"status": "error", "message": "the reply's tensors are not valid base64"}
+    if raw:
+        (OUT / "replies").mkdir(exist_ok=True)
+        (OUT / "replies" / f"{number}.safetensors").write_bytes(raw)
+        record["tensors"] = f"{number}.safetensors"
+    return record
+
+
+async def _ask(client: Orchestrator, query: dict[str, Any], number: int) -> dict[str, Any]:
+    """Send one query to the kernel; its record for status.json."""
+    token = secrets.token_hex(8)
+    meta = json.loads((INPUTS / f"{query['file']}.json").read_text()) | {"token": token}
+    shown = [QUERIES / f"{token}.json"]
+    shown[0].write_text(json.dumps(meta))
+    if (INPUTS / f"{query['file']}.safetensors").exists():
+        shown.append(QUERIES / f"{token}.safetensors")
+        shutil.copyfile(INPUTS / f"{query['file']}.safetensors", shown[1])
+    for path in shown:
+        path.chmod(0o644)
+    cell = nbformat.v4.new_code_cell(QUERY_CELL.format(here=str(HERE), path=str((QUERIES / token).resolve())))
+    client.nb.cells.append(cell)
+    client.token, client.reply = token, None
+    start = time.monotonic()
+    outcome, detail = await client.run_cell(cell, len(client.nb.cells) - 1, float(query["timeout_s"]))
+    client.nb.cells.pop()
+    client.token = None
+    for path in shown:
+        path.unlink()
+    record = {k: query[k] for k in ("probe", "step", "stepped")} | {"duration_s": round(time.monotonic() - start, 3)}
+    if outcome == "timeout":
+        return record | {"status": "timeout", "message": f"probe {detail}"}
+    if client.reply is None:
+        return record | {"status": "error", "message": f"no answer: {detail or 'the kernel sent no reply'}"}
+    return record | _save_reply(client.reply, number)
+
+
+async def run(config: dict[str, Any], nb: nbformat.NotebookNode) -> None:
+    cap = int(config.get("output_cap_bytes", 256 * 1024))
+    kernel_uid = os.environ.get("DGM_KERNEL_UID")
+    spec_dir = RUNTIME / "kernels" / "student"
+    spec_dir.mkdir(parents=True, exist_ok=True)
+    (spec_dir / "kernel.json").write_text(json.dumps(kernel_spec(int(kernel_uid) if kernel_uid else None)))
+    os.environ["JUPYTER_PATH"] = str(RUNTIME.resolve())
+    os.environ["JUPYTER_RUNTIME_DIR"] = str(RUNTIME.resolve())
+    nb.cells.insert(0, nbformat.v4.new_code_cell(SETUP_CELL.format(cap=cap // 2), metadata={"dgm": {"id": "_setup"}}))
+    client = Orchestrator(
+        nb,
+        cap=cap,
+        kernel_name="student",
+        kernel_manager_class=StudentKernelManager,
+        timeout=None,  # the watchdog in `run_cell` owns timeouts
+        startup_timeout=90,
+        allow_errors=True,
+        record_timing=True,
+        resources={"metadata": {"path": str(WORK.resolve())}},
+    )
+    cells: list[dict[str, Any]] = []
+    queries: list[dict[str, Any]] = []
+    status: dict[str, Any] = {"cells": cells, "queries": queries, "kernel_died": False, "complete": False}
+    dead = False
+    start = time.monotonic()
+    async with client.async_setup_kernel():
+        for index, cell in enumerate(list(nb.cells)):
+            if cell.cell_type != "code":
+                continue
+            cell_id = cell.get("metadata", {}).get("dgm", {}).get("id", "")
+            if dead:
+                outcome, detail = "not_run", "the kernel had stopped"
+            else:
+                timeout = float(config["wall_s"] if index == 0 else config["cell_timeout_s"])
+                outcome, detail = await client.run_cell(cell, index, timeout)
+                dead = outcome == "kernel_died" or "kernel was stopped" in detail
+            if index > 0:  # our setup cell; indices are those of the grading notebook
+                truncated = index in client.truncated
+                cells.append({"index": index - 1, "id": cell_id, "status": outcome, "detail": detail, "truncated": truncated})
+        nb.cells.pop(0)
+        _write(nb, status | {"kernel_died": dead})
+        for number, query in enumerate(config["queries"]):
+            if dead:
+                skipped = {"status": "skipped", "message": "the kernel had stopped"}
+                queries.append({k: query[k] for k in ("probe", "step", "stepped")} | skipped)
+                continue
+            record = await _ask(client, query, number)
+            queries.append(record)
+            dead = "kernel was stopped" in record.get("message", "") or not await client.km.is_alive()
+            _write(None, status | {"kernel_died": dead})
+    _write(nb, status | {"kernel_died": dead, "complete": True, "duration_s": round(time.monotonic() - start, 3)})
+
+
+def _write(nb: nbformat.NotebookNode | None, status: dict[str, Any]) -> None:
+    """Replace out/status.json (and out/executed.ipynb) atomically: the host may read them at any point."""
+    if nb is not None:
+        nbformat.write(nb, str(OUT / "executed.ipynb.tmp"))
+        os.replace(OUT / "executed.ipynb.tmp", OUT / "executed.ipynb")
+    (OUT / "status.json.tmp").write_text(json.dumps(status))
+    os.replace(OUT / "status.json.tmp", OUT / "status.json")
 
 
 def main() -> int:
-    config = json.loads(Path("inputs/config.json").read_text())
+    config = json.loads((INPUTS / "config.json").read_text())
     nb = nbformat.read("grading.ipynb", as_version=4)
-    cap = int(config.get("output_cap_bytes", 256 * 1024))
-    nb.cells.insert(0, nbformat.v4.new_code_cell(SETUP_CELL.format(cap=cap // 2), metadata={"dgm": {"id": "_setup"}}))
-    probes = (HERE / "probes.py").exists()
-    if probes:
-        nb.cells.append(nbformat.v4.new_code_cell(PROBE_CELL, metadata={"dgm": {"id": "_probes"}}))
-    client = CappedClient(
-        nb,
-        cap=cap,
-        kernel_name="python3",
-        timeout=float(config.get("cell_timeout_s", 120)),
-        startup_timeout=90,
-        allow_errors=True,
-        interrupt_on_timeout=True,
-        record_timing=True,
-        resources={"metadata": {"path": str(Path.cwd())}},
-    )
-    cells: list[dict[str, Any]] = []
-    kernel_died = False
-    start = time.monotonic()
-    with client.setup_kernel():
-        for index, cell in enumerate(nb.cells):
-            if cell.cell_type != "code":
-                continue
-            ours = cell.get("metadata", {}).get("dgm", {}).get("id") in ("_setup", "_probes")
-            timeout = float(config.get("probes_timeout_s" if ours else "cell_timeout_s", 120))
-            client.timeout = timeout  # type: ignore[assignment]
-            status, detail = "ok", ""
-            began = time.monotonic()
-            try:
-                client.execute_cell(cell, index)
-            except CellTimeoutError:
-                status, detail = "timeout", f"exceeded {timeout:g} s"
-            except DeadKernelError as exc:
-                status, detail, kernel_died = "kernel_died", str(exc)[:500], True
-            errors = [o for o in cell.get("outputs", []) if o.get("output_type") == "error"]
-            if status == "ok" and errors:
-                status, detail = "error", f"{errors[0].get('ename', '')}: {errors[0].get('evalue', '')}"[:500]
-            if status == "error" and time.monotonic() - began >= 0.95 * timeout:
-                # interrupt_on_timeout: nbclient interrupted the kernel, the cell ended in KeyboardInterrupt
-                status, detail = "timeout", f"exceeded {timeout:g} s and was interrupted"
-            if index == 0:  # our setup cell; the indices reported are those of the grading notebook
-                continue
-            cells.append(
-                {
-                    "index": index - 1,
-                    "id": cell.get("metadata", {}).get("dgm", {}).get("id", ""),
-                    "status": status,
-                    "detail": detail,
-                    "truncated": index in client.truncated,
-                }
-            )
-            if kernel_died:
-                break
-    nb.cells.pop(0)
-    if probes:
-        nb.cells.pop()
-    OUT.mkdir(exist_ok=True)
-    nbformat.write(nb, str(OUT / "executed.ipynb"))
-    summary = {"cells": cells, "kernel_died": kernel_died, "duration_s": round(time.monotonic() - start, 3)}
-    (OUT / "status.json").write_text(json.dumps(summary))
+    asyncio.run(run(config, nb))
     return 0
 
 

@@ -68,6 +68,7 @@ def bwrap_command(
     env: Mapping[str, str],
     tmpfs_bytes: int,
     uid: int,
+    kernel_uid: int | None = None,
     privileged: bool,
     passwd_fd: int,
     group_fd: int,
@@ -115,6 +116,10 @@ def bwrap_command(
     m.parents(HOME)
     m.add("--bind", str(job_dir), HOME)
     m.made.add(HOME)
+    # The kernel's only writable directories besides /tmp: memory-backed, size-capped and charged to
+    # the job's memory cgroup, so a file flood fills the job's own limit, never the host's disk.
+    m.add("--perms", "1777", "--size", size, "--tmpfs", f"{HOME}/work")
+    m.made.add(f"{HOME}/work")
     for target, source in sorted(ro_binds.items()):
         m.parents(target)
         m.add("--ro-bind", str(source), target)
@@ -126,9 +131,13 @@ def bwrap_command(
 
     cmd = ["bwrap", *m.args, "--"]
     if privileged:
+        # The orchestrator keeps exactly what it needs to start the student's kernel as `kernel_uid`
+        # and to stop it: setuid/setgid (and setpcap to empty the kernel's bounding set), kill.
+        keep = "+setuid,+setgid,+setpcap,+kill" if kernel_uid is not None else ""
         cmd += [
             "setpriv", f"--reuid={uid}", f"--regid={uid}", "--clear-groups",
-            "--inh-caps=-all", "--bounding-set=-all", "--no-new-privs", "--",
+            f"--inh-caps=-all{',' + keep if keep else ''}", f"--ambient-caps=-all{',' + keep if keep else ''}",
+            f"--bounding-set=-all{',' + keep if keep else ''}", "--no-new-privs", "--",
         ]  # fmt: skip
     else:
         cmd += ["setpriv", "--no-new-privs", "--"]
@@ -153,13 +162,14 @@ def _data_fds(*blobs: bytes) -> Iterator[list[int]]:
             os.close(fd)
 
 
-def _identity_files(uid: int) -> tuple[bytes, bytes, bytes]:
-    passwd = (
-        "root:x:0:0:root:/root:/usr/sbin/nologin\n"
-        f"student:x:{uid}:{uid}:student:{HOME}:/bin/sh\n"
-        "nobody:x:65534:65534:nobody:/nonexistent:/usr/sbin/nologin\n"
-    )
-    group = f"root:x:0:\nstudent:x:{uid}:\nnogroup:x:65534:\n"
+def _identity_files(uid: int, kernel_uid: int | None = None) -> tuple[bytes, bytes, bytes]:
+    passwd = f"root:x:0:0:root:/root:/usr/sbin/nologin\ngrader:x:{uid}:{uid}:grader:{HOME}:/bin/sh\n"
+    group = f"root:x:0:\ngrader:x:{uid}:\n"
+    if kernel_uid is not None:
+        passwd += f"student:x:{kernel_uid}:{kernel_uid}:student:{HOME}/work:/bin/sh\n"
+        group += f"student:x:{kernel_uid}:\n"
+    passwd += "nobody:x:65534:65534:nobody:/nonexistent:/usr/sbin/nologin\n"
+    group += "nogroup:x:65534:\n"
     hosts = "127.0.0.1 localhost sandbox\n::1 localhost\n"
     return passwd.encode(), group.encode(), hosts.encode()
 
@@ -208,10 +218,13 @@ def run_bwrap(
     bpf = seccomp_bpf()
     with contextlib.ExitStack() as stack:
         uid = stack.enter_context(sandbox_uid() if privileged else contextlib.nullcontext(os.getuid()))
+        # As root, the student's kernel gets a uid of its own (see run_notebook.py); without root there
+        # is one uid and the kernel shares it with the orchestrator.
+        kernel_uid = stack.enter_context(sandbox_uid()) if privileged else None
         if privileged:
             chown_tree(job_dir, uid, uid)
         passwd_fd, group_fd, hosts_fd, *seccomp_fd = stack.enter_context(
-            _data_fds(*_identity_files(uid), *([bpf] if bpf is not None else []))
+            _data_fds(*_identity_files(uid, kernel_uid), *([bpf] if bpf is not None else []))
         )
         status_r, status_w = os.pipe()
         stack.callback(os.close, status_r)
@@ -225,9 +238,14 @@ def run_bwrap(
             python_dirs=python_dirs(),
             hidden_dirs=secret_dirs(),
             ro_binds=ro_binds,
-            env=sandbox_env(limits, python_bin=str(python.parent), extra=env),
+            env=sandbox_env(
+                limits,
+                python_bin=str(python.parent),
+                extra={**env, **({"DGM_KERNEL_UID": str(kernel_uid)} if kernel_uid is not None else {})},
+            ),
             tmpfs_bytes=limits.tmpfs_bytes,
             uid=uid,
+            kernel_uid=kernel_uid,
             privileged=privileged,
             passwd_fd=passwd_fd,
             group_fd=group_fd,
