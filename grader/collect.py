@@ -106,7 +106,7 @@ def _collect(out: Path, art: Artifacts) -> None:
     except (ValueError, ValidationError) as exc:
         art.problems.append(f"run status unreadable: {str(exc).splitlines()[0]}")
     for query in art.status.queries if art.status else []:
-        _merge(art, query, _reply_tensors(out, query, art))
+        merge_query(art, query, _reply_tensors(out, query, art))
     try:
         raw = read_untrusted(out / "executed.ipynb", MAX_EXECUTED_BYTES)
         if raw is not None:
@@ -131,7 +131,7 @@ def _reply_tensors(out: Path, query: QueryRecord, art: Artifacts) -> dict[str, n
         return {}
 
 
-def _merge(art: Artifacts, query: QueryRecord, tensors: dict[str, np.ndarray]) -> None:
+def merge_query(art: Artifacts, query: QueryRecord, tensors: dict[str, np.ndarray]) -> None:
     """Fold one query into its probe's record: a stepped probe is ok only if every step is."""
     prefix = f"{query.probe}/{query.step}/" if query.stepped else f"{query.probe}/"
     art.tensors.update({prefix + key: value for key, value in tensors.items()})

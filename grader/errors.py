@@ -23,3 +23,7 @@ class ArtifactError(GraderError):
 
 class SandboxUnavailable(GraderError):
     """No isolation backend can run here (no docker engine, bwrap probe failed)."""
+
+
+class GradingFailed(GraderError):
+    """Grading broke on our side (the sandbox did not start, the orchestrator crashed): no score counts."""

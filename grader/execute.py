@@ -50,7 +50,9 @@ def write_queries(
     for decl in assignment.probes():
         missing = sorted({*decl.needs, *([decl.steps] if decl.steps else [])} - inputs.keys())
         if missing:
-            raise AssignmentError(f"{assignment.name}: probe {decl.name} needs inputs {missing} that checks.py did not make")
+            raise AssignmentError(
+                f"{assignment.name}: probe {decl.name} needs inputs {missing} that checks.py did not make"
+            )
         arrays = {k: inputs[k] for k in decl.needs}
         steps = [{decl.steps: inputs[decl.steps][s]} for s in range(len(inputs[decl.steps]))] if decl.steps else [{}]
         for step, extra in enumerate(steps):

@@ -16,6 +16,7 @@ from grader import theory
 from grader.assignment import Assignment, load_assignment
 from grader.checks import CheckContext, CheckResult, find_checks, run_check
 from grader.collect import Artifacts, collect
+from grader.errors import GradingFailed
 from grader.execute import execute
 from grader.prepare import Prepared, prepare, read_notebook
 from grader.results import Report, SandboxSummary
@@ -60,6 +61,7 @@ def grade(
             prepared.notebook, assignment, profile=profile, seed=seed, inputs=inputs, workdir=workdir, backend=backend
         )
         log.info("%s: executed in %.1f s (%s, %s)", assignment.name, time.monotonic() - t0, backend, result.reason)
+        _raise_if_ours(result)
         artifacts = collect(workdir / "job")
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
@@ -94,6 +96,19 @@ def grade(
         duration_s=round(time.monotonic() - start, 3),
         **totals(items),
     )
+
+
+def _raise_if_ours(result: sandboxes.SandboxResult) -> None:
+    """A sandbox that did not start, or an orchestrator that crashed, is our failure and never a score.
+
+    The student's code cannot end the orchestrator: it runs as another uid. What the student can cause
+    (a timeout of the whole run, the job's OOM) is a result.
+    """
+    if result.reason == "sandbox_error":
+        raise GradingFailed(f"the sandbox did not start ({result.backend}): {result.message}")
+    if result.reason in ("exit", "signal"):
+        tail = (result.stderr.strip().splitlines() or ["no output"])[-1][:300]
+        raise GradingFailed(f"the grader's orchestrator failed ({result.reason} {result.exit_code}): {tail}")
 
 
 def _theory_outcomes(rubric: Rubric, answers: dict[str, str]) -> dict[str, Outcome]:

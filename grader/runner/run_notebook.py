@@ -262,7 +262,9 @@ async def run(config: dict[str, Any], nb: nbformat.NotebookNode) -> None:
                 dead = outcome == "kernel_died" or "kernel was stopped" in detail
             if index > 0:  # our setup cell; indices are those of the grading notebook
                 truncated = index in client.truncated
-                cells.append({"index": index - 1, "id": cell_id, "status": outcome, "detail": detail, "truncated": truncated})
+                cells.append(
+                    {"index": index - 1, "id": cell_id, "status": outcome, "detail": detail, "truncated": truncated}
+                )
         nb.cells.pop(0)
         _write(nb, status | {"kernel_died": dead})
         for number, query in enumerate(config["queries"]):
