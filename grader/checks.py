@@ -27,12 +27,17 @@ InputsFn = Callable[[str, int], dict[str, np.ndarray]]
 
 @dataclass
 class CheckResult:
-    """`fraction` of the item's points for checks, or the metric `value` for metric items."""
+    """`fraction` of the item's points for checks, or the metric `value` for metric items.
+
+    `review`, when set, sends the item to a TA with that reason instead of scoring it automatically
+    (e.g. a model whose loss was already low before the grader trained it).
+    """
 
     fraction: float = 0.0
     message: str = ""
     value: float | None = None
     details: dict[str, float | str | bool | None] = field(default_factory=dict)
+    review: str = ""
 
 
 CheckFn = Callable[["CheckContext"], CheckResult]

@@ -118,4 +118,5 @@ def execute(
         sandbox.Limits(wall_s=limits.wall_s, memory_bytes=limits.memory_mb * 2**20, pids=limits.pids, cpus=limits.cpus),
         backend=backend,
         ro_binds={"/opt/dgm": opt},
+        kernel_identity=True,
     )

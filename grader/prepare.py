@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import copy
 import json
+import re
 from dataclasses import dataclass, field
 from warnings import catch_warnings, simplefilter
 
 import nbformat
+import numpy as np
 from nbformat import NotebookNode
 from nbformat.v4.rwbase import rejoin_lines
 from nbformat.validator import normalize
@@ -24,6 +26,10 @@ MAX_NOTEBOOK_BYTES = 32 * 2**20
 MAX_CELLS = 2000
 STUDENT_TAGS = ("solution", "theory", "experiment")
 SKIP_TAG = "skip-execution"  # nbclient's default skip_cells_with_tag
+MAX_JSON_DEPTH = 100  # real notebooks nest about 10 deep; the parser recurses, so depth is checked first
+_JSON_STRING = re.compile(rb'"(?:[^"\\]|\\.)*"')
+_OPENERS = np.frombuffer(b"[{", dtype=np.uint8)
+_CLOSERS = np.frombuffer(b"]}", dtype=np.uint8)
 
 
 @dataclass
@@ -33,6 +39,17 @@ class Prepared:
     warnings: list[str] = field(default_factory=list)
 
 
+def json_depth(data: bytes) -> int:
+    """How deeply arrays and objects nest in `data`, found without parsing (a parser would recurse).
+
+    String literals are blanked first so brackets inside them do not count. Malformed input gives some
+    number; the JSON parser rejects it afterwards.
+    """
+    bare = np.frombuffer(_JSON_STRING.sub(b'""', data), dtype=np.uint8)
+    steps = np.isin(bare, _OPENERS).astype(np.int64) - np.isin(bare, _CLOSERS).astype(np.int64)
+    return int(np.cumsum(steps).max(initial=0))
+
+
 def read_notebook(data: bytes) -> NotebookNode:
     """Parse and validate an uploaded notebook; every problem is a one-line `InvalidSubmission`."""
     if len(data) > MAX_NOTEBOOK_BYTES:
@@ -40,6 +57,8 @@ def read_notebook(data: bytes) -> NotebookNode:
             f"notebook is {len(data) / 2**20:.1f} MiB; the limit is {MAX_NOTEBOOK_BYTES // 2**20} MiB "
             "(clear large outputs before uploading)"
         )
+    if (depth := json_depth(data)) > MAX_JSON_DEPTH:
+        raise InvalidSubmission(f"not a notebook: JSON nested {depth} levels deep; the limit is {MAX_JSON_DEPTH}")
     try:
         raw = json.loads(data.decode("utf-8"))
     except UnicodeDecodeError as exc:

@@ -39,7 +39,9 @@ class MetricSpec(_Strict):
     """How a metric value is scored relative to the calibrated reference value.
 
     `ratio = value / baseline`; for `better: lower` full points at `ratio <= full_at`, zero at
-    `ratio >= zero_at`, linear between (mirrored for `better: higher`).
+    `ratio >= zero_at`, linear between (mirrored for `better: higher`). A ratio at or beyond
+    `review_at` on the better side (e.g. an NLL below 0.5x the reference's under the same budget) is
+    too good to be true — memorised test data or pretrained weights — and goes to a TA instead.
     """
 
     name: str
@@ -47,6 +49,7 @@ class MetricSpec(_Strict):
     better: Literal["lower", "higher"] = "lower"
     full_at: float = Field(gt=0)
     zero_at: float = Field(gt=0)
+    review_at: float | None = Field(default=None, gt=0)
 
     @model_validator(mode="after")
     def _ordered(self) -> MetricSpec:
@@ -54,7 +57,17 @@ class MetricSpec(_Strict):
             raise ValueError(f"lower-is-better metric needs full_at < zero_at, got {self.full_at}, {self.zero_at}")
         if self.better == "higher" and not self.full_at > self.zero_at:
             raise ValueError(f"higher-is-better metric needs full_at > zero_at, got {self.full_at}, {self.zero_at}")
+        if self.review_at is not None and not self.too_good(self.review_at):
+            raise ValueError(f"review_at {self.review_at} must lie beyond full_at {self.full_at} on the better side")
         return self
+
+    def too_good(self, ratio: float) -> bool:
+        """Whether `ratio` (value / baseline) is at or beyond `review_at` on the better side."""
+        if self.review_at is None:
+            return False
+        return (
+            ratio <= self.review_at < self.full_at if self.better == "lower" else ratio >= self.review_at > self.full_at
+        )
 
     def fraction(self, value: float, baseline: float) -> float:
         """The fraction of points that `value` earns against `baseline`."""

@@ -58,14 +58,32 @@ def _metric(item: Item, outcome: Outcome, baseline: float | None, profile: str) 
         )
         return _result(item, fraction=0.0, status="error", message=message, details=details)
     fraction = spec.fraction(res.value, baseline)
-    details["ratio"] = res.value / baseline
+    ratio = res.value / baseline
+    details["ratio"] = ratio
     message = (
         f"{spec.name} {res.value:.4g} {spec.unit} vs reference {baseline:.4g} "
         f"(full points up to {spec.full_at:g}x, none from {spec.zero_at:g}x)"
     )
     if res.message:
         message = f"{message}; {res.message}"
+    if spec.too_good(ratio):
+        why = (
+            f"{ratio:.2f}x the reference under the same budget is too good to be true "
+            "(memorised test data or pretrained weights?)"
+        )
+        return _review(item, why, message, details)
     return _result(item, fraction=fraction, status=_status(fraction), message=message, details=details)
+
+
+def _review(item: Item, why: str, message: str, details: Details) -> ItemResult:
+    """An automatic item handed to a TA: no points until a TA enters them."""
+    return _result(
+        item,
+        fraction=0.0,
+        status="pending",
+        message=f"sent to a TA for review: {why}; {message}",
+        details=details | {"review": why},
+    )
 
 
 def score(
@@ -80,6 +98,9 @@ def score(
         elif blocked:
             names = ", ".join(rubric.item(r).title or r for r in blocked)
             res = _result(item, fraction=0.0, status="failed", message=f"not scored: requires '{names}' to pass first")
+        elif outcomes[item.id].result.review:
+            outcome = outcomes[item.id]
+            res = _review(item, outcome.result.review, outcome.result.message, dict(outcome.result.details))
         elif item.kind == "metric":
             res = _metric(item, outcomes[item.id], baselines.get(item.id), profile)
         else:
@@ -105,5 +126,6 @@ def totals(items: list[ItemResult]) -> dict[str, float]:
         "total": round(auto_total + sum(i.points for i in manual), 4),
         "auto_total": auto_total,
         "auto_max": round(sum(i.max_points for i in auto), 4),
-        "pending_manual": round(sum(i.max_points for i in manual if i.status == "pending"), 4),
+        # items a TA must still grade: manual ones, and automatic ones sent for review
+        "pending_manual": round(sum(i.max_points for i in items if i.status == "pending"), 4),
     }

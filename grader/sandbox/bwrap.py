@@ -19,7 +19,9 @@ from grader.sandbox.cgroups import open_cgroup
 from grader.sandbox.model import CgroupStats, Limits, SandboxResult, result_from
 from grader.sandbox.prepare import (
     HOME,
+    ORCHESTRATOR_CAPS,
     chown_tree,
+    drop_privileges,
     grader_python,
     python_dirs,
     resolve_python,
@@ -131,14 +133,7 @@ def bwrap_command(
 
     cmd = ["bwrap", *m.args, "--"]
     if privileged:
-        # The orchestrator keeps exactly what it needs to start the student's kernel as `kernel_uid`
-        # and to stop it: setuid/setgid (and setpcap to empty the kernel's bounding set), kill.
-        keep = "+setuid,+setgid,+setpcap,+kill" if kernel_uid is not None else ""
-        cmd += [
-            "setpriv", f"--reuid={uid}", f"--regid={uid}", "--clear-groups",
-            f"--inh-caps=-all{',' + keep if keep else ''}", f"--ambient-caps=-all{',' + keep if keep else ''}",
-            f"--bounding-set=-all{',' + keep if keep else ''}", "--no-new-privs", "--",
-        ]  # fmt: skip
+        cmd += drop_privileges(uid, keep=ORCHESTRATOR_CAPS if kernel_uid is not None else "")
     else:
         cmd += ["setpriv", "--no-new-privs", "--"]
     return cmd + list(argv)
@@ -212,6 +207,7 @@ def run_bwrap(
     *,
     ro_binds: Mapping[str, Path] = {},
     env: Mapping[str, str] = {},
+    kernel_identity: bool = False,
 ) -> SandboxResult:
     privileged = os.geteuid() == 0
     python = grader_python()
@@ -220,7 +216,7 @@ def run_bwrap(
         uid = stack.enter_context(sandbox_uid() if privileged else contextlib.nullcontext(os.getuid()))
         # As root, the student's kernel gets a uid of its own (see run_notebook.py); without root there
         # is one uid and the kernel shares it with the orchestrator.
-        kernel_uid = stack.enter_context(sandbox_uid()) if privileged else None
+        kernel_uid = stack.enter_context(sandbox_uid()) if privileged and kernel_identity else None
         if privileged:
             chown_tree(job_dir, uid, uid)
         passwd_fd, group_fd, hosts_fd, *seccomp_fd = stack.enter_context(

@@ -19,7 +19,14 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from grader.sandbox.model import CgroupStats, Limits, SandboxResult, result_from
-from grader.sandbox.prepare import HOME, chown_tree, resolve_python, sandbox_env
+from grader.sandbox.prepare import (
+    HOME,
+    ORCHESTRATOR_CAPS,
+    chown_tree,
+    drop_privileges,
+    resolve_python,
+    sandbox_env,
+)
 from grader.sandbox.process import supervise
 
 log = logging.getLogger(__name__)
@@ -27,6 +34,7 @@ log = logging.getLogger(__name__)
 DEFAULT_IMAGE = "dgm-grader-sandbox:latest"
 IMAGE_PYTHON = "/opt/venv/bin/python"
 IMAGE_UID = 65534
+KERNEL_UID = 65533  # the student's kernel, when the orchestrator runs as IMAGE_UID
 DOCKER_RUN_FAILED = 125  # the docker client's own "could not create/start the container"
 
 
@@ -42,12 +50,25 @@ def docker_command(
     name: str,
     image: str = DEFAULT_IMAGE,
     uid: int = IMAGE_UID,
+    kernel_uid: int | None = None,
     ro_binds: Mapping[str, Path] = {},
     env: Mapping[str, str] = {},
 ) -> list[str]:
-    """The `docker run` argv for one job (pure: the same inputs give the same list)."""
+    """The `docker run` argv for one job (pure: the same inputs give the same list).
+
+    With `kernel_uid`, the container starts as root with only the orchestrator's capabilities, and
+    `setpriv` runs `argv` as `uid` keeping them (as the bwrap backend does).
+    """
     argv = resolve_python(argv, IMAGE_PYTHON)
-    full_env = sandbox_env(limits, python_bin=str(Path(IMAGE_PYTHON).parent), extra=env)
+    identity = {"DGM_KERNEL_UID": str(kernel_uid)} if kernel_uid is not None else {}
+    full_env = sandbox_env(limits, python_bin=str(Path(IMAGE_PYTHON).parent), extra={**env, **identity})
+    if kernel_uid is not None:
+        argv = [*drop_privileges(uid, keep=ORCHESTRATOR_CAPS), *argv]
+        caps = [a for cap in ORCHESTRATOR_CAPS.split(",") for a in ("--cap-add", cap[1:].upper())]
+        user = ["--user", "0:0", "--cap-drop", "ALL", *caps]
+        work = ["--tmpfs", f"{HOME}/work:rw,nosuid,nodev,size={limits.tmpfs_bytes},mode=1777"]
+    else:
+        user, work = ["--user", f"{uid}:{uid}", "--cap-drop", "ALL"], []
     cmd = [
         "docker", "run",
         "--name", name,
@@ -55,8 +76,7 @@ def docker_command(
         "--network", "none",
         "--read-only",
         "--tmpfs", f"/tmp:rw,nosuid,nodev,size={limits.tmpfs_bytes},mode=1777",
-        "--user", f"{uid}:{uid}",
-        "--cap-drop", "ALL",
+        *user,
         "--security-opt", "no-new-privileges",
         "--memory", str(limits.memory_bytes),
         "--memory-swap", str(limits.memory_bytes),  # equal to --memory: no swap
@@ -73,7 +93,7 @@ def docker_command(
     # Output reaches us through the attached client; a logging driver would also store it on the
     # daemon's disk (gigabytes for a runaway print loop).
     cmd += ["--log-driver", "none"]
-    cmd += ["-v", f"{job_dir}:{HOME}:rw"]
+    cmd += ["-v", f"{job_dir}:{HOME}:rw", *work]
     for target, source in sorted(ro_binds.items()):
         cmd += ["-v", f"{source}:{target}:ro"]
     cmd += ["-w", HOME]
@@ -93,12 +113,20 @@ def run_docker(
     *,
     ro_binds: Mapping[str, Path] = {},
     env: Mapping[str, str] = {},
+    kernel_identity: bool = False,
 ) -> SandboxResult:
     name = f"dgm-sbx-{secrets.token_hex(6)}"
     if os.geteuid() == 0:
         chown_tree(job_dir, IMAGE_UID, IMAGE_UID)
     cmd = docker_command(
-        argv, job_dir=job_dir, limits=limits, name=name, image=docker_image(), ro_binds=ro_binds, env=env
+        argv,
+        job_dir=job_dir,
+        limits=limits,
+        name=name,
+        image=docker_image(),
+        kernel_uid=KERNEL_UID if kernel_identity else None,
+        ro_binds=ro_binds,
+        env=env,
     )
 
     def kill() -> None:

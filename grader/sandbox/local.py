@@ -35,6 +35,7 @@ def run_none(
     *,
     ro_binds: Mapping[str, Path] = {},
     env: Mapping[str, str] = {},
+    kernel_identity: bool = False,
 ) -> SandboxResult:
     global _warned
     if not _warned:

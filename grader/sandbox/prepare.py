@@ -35,6 +35,20 @@ def sandbox_env(limits: Limits, *, python_bin: str, home: str = HOME, extra: Map
     return env
 
 
+# What the orchestrator keeps to start the student's kernel as another uid and to stop it: setuid and
+# setgid, setpcap (to empty the kernel's bounding set) and kill. Everything else is dropped.
+ORCHESTRATOR_CAPS = "+setuid,+setgid,+setpcap,+kill"
+
+
+def drop_privileges(uid: int, *, keep: str = "") -> list[str]:
+    """The `setpriv` prefix that runs a command as `uid` with no capabilities but `keep` (e.g. "+kill")."""
+    caps = f"-all,{keep}" if keep else "-all"
+    return [
+        "setpriv", f"--reuid={uid}", f"--regid={uid}", "--clear-groups",
+        f"--inh-caps={caps}", f"--ambient-caps={caps}", f"--bounding-set={caps}", "--no-new-privs", "--",
+    ]  # fmt: skip
+
+
 def chown_tree(root: Path, uid: int, gid: int) -> None:
     """Give the job dir to the sandbox user, never following symlinks (it may hold earlier output)."""
     os.chown(root, uid, gid, follow_symlinks=False)

@@ -22,8 +22,13 @@ def run(
     backend: str = "auto",
     ro_binds: Mapping[str, Path] = {},
     env: Mapping[str, str] = {},
+    kernel_identity: bool = False,
 ) -> SandboxResult:
     """Run `argv` in a sandbox with `job_dir` as its writable home and cwd (/home/student).
+
+    With `kernel_identity`, isolating backends running as root give the program a second uid for the
+    student's kernel (in `DGM_KERNEL_UID`) and keep for the program only the capabilities to start and
+    stop processes as that uid; otherwise the program has no capabilities at all.
 
     `argv[0] == "python"` means the sandbox's interpreter. `ro_binds` maps paths inside (e.g.
     "/opt/dgm") to host directories bound read-only. The job dir is given to the sandbox user and
@@ -42,4 +47,4 @@ def run(
             raise ValueError(f"ro_binds[{target!r}]: {source} does not exist")
     chosen = detect_backend(backend)
     resolved = {k: Path(v).resolve() for k, v in ro_binds.items()}
-    return _BACKENDS[chosen](argv, job_dir, limits, ro_binds=resolved, env=env)
+    return _BACKENDS[chosen](argv, job_dir, limits, ro_binds=resolved, env=env, kernel_identity=kernel_identity)

@@ -55,18 +55,44 @@ def test_crashing_probe_costs_only_its_items(toy):
     assert "TypeError" in by_id["fit_loss"].message
 
 
-def test_student_cannot_write_their_own_results(toy):
+def test_student_cannot_read_inputs_or_write_results(toy, tmp_path):
+    """The kernel runs as its own uid: the orchestrator's inputs and outputs are out of its reach."""
     cheat = (
-        "import json, os, torch\nfrom safetensors.torch import save_file\nLine = None\n"
-        "os.makedirs('out', exist_ok=True)\n"
-        "save_file({'fit/losses': torch.zeros(50)}, 'out/outputs.safetensors')\n"
-        "json.dump({'probes': {'fit': {'status': 'ok'}}}, open('out/probes.json', 'w'))\n"
+        "import json, os\nLine = None\nfound = {}\n"
+        "for path in ('../inputs/config.json', '../inputs/q0.safetensors', '../out/status.json'):\n"
+        "    try:\n        open(path).read(1)\n        found[path] = 'read'\n"
+        "    except OSError as exc:\n        found[path] = type(exc).__name__\n"
+        "try:\n    open('../out/status.json', 'w').write(json.dumps({'cells': []}))\n    found['write'] = 'written'\n"
+        "except OSError as exc:\n    found['write'] = type(exc).__name__\n"
+        "print(json.dumps(found))\n"
     )
-    report = grade(with_cell("line", cheat), toy, sandbox="bwrap")
-    # the harness rewrites both files after every probe: the forged "fit" result does not survive
+    report = grade(with_cell("line", cheat), toy, sandbox="bwrap", executed_path=tmp_path / "run.ipynb")
     by_id = {i.id: i for i in report.items}
-    assert by_id["fit_loss"].status == "failed"
-    assert "TypeError" in by_id["fit_loss"].message
+    assert by_id["fit_loss"].status == "failed" and "TypeError" in by_id["fit_loss"].message
+    executed = nbformat.read(tmp_path / "run.ipynb", as_version=4)
+    line = next(c for c in executed.cells if c.metadata["dgm"]["id"] == "line")
+    found = json.loads(line.outputs[0]["text"])
+    assert set(found.values()) == {"PermissionError"}, found
+
+
+def test_failed_sandbox_start_is_our_failure_not_a_score(toy, tmp_path, monkeypatch):
+    from grader import execute as execute_stage
+    from grader.cli import main
+    from grader.errors import GradingFailed
+    from grader.sandbox.model import SandboxResult
+
+    def broken(*args, **kwargs):
+        return SandboxResult(
+            reason="sandbox_error", exit_code=125, duration_s=0.1, peak_memory_bytes=None, pids_limit_hit=False,
+            stdout="", stderr="", backend="docker", isolated=True, degraded=False, message="image not found",
+        )  # fmt: skip
+
+    monkeypatch.setattr(execute_stage.sandbox, "run", broken)
+    with pytest.raises(GradingFailed, match=r"did not start .* image not found"):
+        grade(TOY / "solution.ipynb", toy, sandbox="none")
+    out = tmp_path / "r.json"
+    assert main(["grade", str(TOY / "solution.ipynb"), "--assignment", str(TOY), "--json", str(out)]) != 0
+    assert not out.exists()
 
 
 def test_timeout_in_one_cell_is_reported_and_the_rest_still_grades(toy):

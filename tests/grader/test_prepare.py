@@ -85,6 +85,11 @@ def test_cells_whose_metadata_was_lost_are_matched_by_tag_order(template, soluti
             "invalid notebook",
         ),
         (b" " * (33 * 2**20), "the limit is 32 MiB"),
+        (b"[" * 100_000 + b"]" * 100_000, "nested 100000 levels deep"),
+        (
+            b'{"nbformat": 4, "nbformat_minor": 5, "cells": [], "metadata": ' + b'{"a": ' * 900 + b"1" + b"}" * 901,
+            "nested 901 levels deep",
+        ),
     ],
 )
 def test_unusable_uploads_get_one_line_reasons(data, message):
@@ -96,3 +101,9 @@ def test_unusable_uploads_get_one_line_reasons(data, message):
 def test_valid_notebook_reads(solution):
     nb = read_notebook(nbformat.writes(solution).encode())
     assert len(nb.cells) == len(solution.cells)
+
+
+def test_brackets_inside_strings_do_not_count_as_nesting():
+    from grader.prepare import json_depth
+
+    assert json_depth(b'{"a": [1, "[[[[{{", {"b": "\\"[["}]}') == 3

@@ -43,3 +43,40 @@ def test_missing_baseline_is_an_error_not_a_score():
     items, _ = run(1.0, 0.05, baseline=None)
     assert items["fit_loss"].status == "error"
     assert "calibrate" in items["fit_loss"].message
+
+
+def test_metric_too_good_to_be_true_goes_to_a_ta():
+    rubric = RUBRIC.model_copy(deep=True)
+    metric = rubric.item("fit_loss").metric
+    object.__setattr__(metric, "review_at", 0.5)
+    outcomes = {
+        "t1": Outcome(CheckResult(fraction=1.0)),
+        "square": Outcome(CheckResult(fraction=1.0)),
+        "fit_loss": Outcome(CheckResult(value=0.05 * 0.3)),
+    }
+    items = {i.id: i for i in score(rubric, outcomes, baselines={"fit_loss": 0.05}, profile="ci")}
+    assert items["fit_loss"].status == "pending" and items["fit_loss"].points == 0
+    assert "too good to be true" in items["fit_loss"].message
+    assert totals(list(items.values()))["pending_manual"] == 1.0 + 1.5  # the proof and the metric
+    outcomes["fit_loss"] = Outcome(CheckResult(value=0.05 * 0.6))  # better than the reference, but plausible
+    items = {i.id: i for i in score(rubric, outcomes, baselines={"fit_loss": 0.05}, profile="ci")}
+    assert items["fit_loss"].status == "passed"
+
+
+def test_check_asking_for_review_is_not_scored_automatically():
+    outcomes = {
+        "t1": Outcome(CheckResult(fraction=1.0)),
+        "square": Outcome(CheckResult(fraction=1.0, review="the loss was already low before training")),
+        "fit_loss": Outcome(CheckResult(value=0.05)),
+    }
+    items = {i.id: i for i in score(RUBRIC, outcomes, baselines={"fit_loss": 0.05}, profile="ci")}
+    assert items["square"].status == "pending" and "already low" in items["square"].message
+    assert items["fit_loss"].status == "failed"  # its requirement has not passed (yet)
+
+
+def test_review_bound_must_lie_on_the_better_side():
+    from grader.rubric import MetricSpec
+
+    with pytest.raises(ValueError, match="review_at"):
+        MetricSpec(name="nll", full_at=1.2, zero_at=1.6, review_at=1.3)
+    assert MetricSpec(name="acc", better="higher", full_at=0.9, zero_at=0.5, review_at=1.5).too_good(1.6)

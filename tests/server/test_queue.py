@@ -6,6 +6,7 @@ import threading
 import time
 from datetime import UTC, datetime, timedelta
 
+import pytest
 from sqlalchemy import func, select, update
 
 from server.models import AuditLog, GradingJob, JobState, Submission
@@ -111,3 +112,27 @@ def test_executed_notebook_is_stored_for_the_ta_view(course) -> None:
     from server.storage import FileStore
 
     assert b"executed by the grader" in FileStore(course.settings.uploads_dir).read(row.executed_sha256)
+
+
+def test_grading_that_failed_on_our_side_is_retried_not_given_up(course, monkeypatch, tmp_path) -> None:
+    """The real grade function lets `GradingFailed` through as a transient error (retried, never a grade);
+    only an unusable notebook is permanent."""
+    import grader
+    from grader.errors import GradingFailed, InvalidSubmission
+    from server.grading import PermanentGradingError, load_grader
+
+    grade_fn = load_grader(course.settings.model_copy(update={"grader": None}))
+
+    def sandbox_did_not_start(*args, **kwargs):
+        raise GradingFailed("the sandbox did not start (docker): image not found")
+
+    monkeypatch.setattr(grader, "grade", sandbox_did_not_start)
+    with pytest.raises(GradingFailed):
+        grade_fn(tmp_path / "n.ipynb", "hw1")
+
+    def unusable(*args, **kwargs):
+        raise InvalidSubmission("not a notebook")
+
+    monkeypatch.setattr(grader, "grade", unusable)
+    with pytest.raises(PermanentGradingError):
+        grade_fn(tmp_path / "n.ipynb", "hw1")

@@ -39,6 +39,8 @@ def test_bad_uploads_get_clear_4xx(course) -> None:
     bad_cell["cells"][0]["cell_type"] = "spreadsheet"
     r = _post(course, "solution.ipynb", json.dumps(bad_cell).encode())
     assert r.status_code == 422 and "invalid notebook" in r.json()["detail"]
+    r = _post(course, "solution.ipynb", b"[" * 100_000 + b"]" * 100_000)
+    assert r.status_code == 422 and "nested 100000 levels deep" in r.json()["detail"]
     r = _post(course, "solution.ipynb", make_notebook(), assignment="hw9")
     assert r.status_code == 404 and "no assignment 'hw9'" in r.json()["detail"]
     r = course.client.post("/api/submissions", data={"assignment": "hw1"}, headers=course.auth("alice"))

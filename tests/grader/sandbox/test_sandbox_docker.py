@@ -65,6 +65,20 @@ def test_docker_command_for_given_limits() -> None:
     ]  # fmt: skip
 
 
+def test_docker_command_with_a_kernel_identity_keeps_only_the_orchestrators_capabilities() -> None:
+    cmd = docker_command(["python", "run.py"], job_dir=Path("/j"), limits=Limits(), name="n", kernel_uid=65533)
+    joined = " ".join(cmd)
+    assert "--user 0:0 --cap-drop ALL --cap-add SETUID --cap-add SETGID --cap-add SETPCAP --cap-add KILL" in joined
+    assert "--security-opt no-new-privileges" in joined and "-e DGM_KERNEL_UID=65533" in joined
+    assert "--tmpfs /home/student/work:rw,nosuid,nodev,size=" in joined
+    image = cmd.index("dgm-grader-sandbox:latest")
+    assert cmd[image + 1 : image + 4] == ["setpriv", "--reuid=65534", "--regid=65534"]
+    assert "--bounding-set=-all,+setuid,+setgid,+setpcap,+kill" in cmd and cmd[-2:] == [
+        "/opt/venv/bin/python",
+        "run.py",
+    ]
+
+
 def test_docker_command_never_shares_network_or_privileges() -> None:
     cmd = docker_command(["/bin/true"], job_dir=Path("/j"), limits=Limits(), name="n")
     joined = " ".join(cmd)

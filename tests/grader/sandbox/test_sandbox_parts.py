@@ -135,8 +135,12 @@ def test_bwrap_command_is_an_allow_list(tmp_path: Path) -> None:
     setpriv = cmd.index("setpriv")
     assert cmd[setpriv:] == [
         "setpriv", "--reuid=60001", "--regid=60001", "--clear-groups", "--inh-caps=-all",
-        "--bounding-set=-all", "--no-new-privs", "--", "/venv/bin/python", "-c", "pass",
+        "--ambient-caps=-all", "--bounding-set=-all", "--no-new-privs", "--", "/venv/bin/python", "-c", "pass",
     ]  # fmt: skip
+    # the kernel's writable home is a size-capped tmpfs over the job dir's `work`
+    work = cmd.index("/home/student/work")
+    assert cmd[work - 5 : work] == ["--perms", "1777", "--size", str(2**20), "--tmpfs"]
+    assert work > cmd.index(str(tmp_path))
 
 
 def test_secret_packages_in_a_non_editable_install_are_found(tmp_path: Path) -> None:
