@@ -6,6 +6,7 @@ import ast
 import importlib.util
 import json
 import os
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
@@ -46,7 +47,9 @@ def read_probes(path: Path) -> list[ProbeDecl]:
                     kwargs = {k.arg: ast.literal_eval(k.value) for k in deco.keywords if k.arg}
                 except ValueError as exc:
                     raise AssignmentError(f"{path}:{deco.lineno}: @probe takes literal arguments only") from exc
-                decls.append(ProbeDecl(*args, **{k: tuple(v) if k == "needs" else v for k, v in kwargs.items()}))
+                if "needs" in kwargs:
+                    kwargs["needs"] = tuple(kwargs["needs"])
+                decls.append(ProbeDecl(*args, **kwargs))
     return decls
 
 
@@ -92,6 +95,7 @@ class Assignment:
         if spec is None or spec.loader is None or not self.checks_path.exists():
             raise AssignmentError(f"{self.name}: no checks.py in {self.path}")
         module = importlib.util.module_from_spec(spec)
+        sys.modules[spec.name] = module  # dataclasses resolve string annotations through sys.modules
         spec.loader.exec_module(module)
         return module
 

@@ -22,6 +22,7 @@ from safetensors.numpy import load as load_safetensors
 
 MAX_JSON_BYTES = 4 * 2**20
 MAX_TENSOR_FILE_BYTES = 512 * 2**20
+MAX_TENSOR_TOTAL_BYTES = 2 * 2**30  # all reply files together (the orchestrator refuses replies beyond this too)
 MAX_EXECUTED_BYTES = 64 * 2**20
 ALLOWED_DTYPES = {np.dtype(t) for t in ("float32", "float64", "int64", "int32", "bool", "uint8")}
 
@@ -105,8 +106,9 @@ def _collect(out: Path, art: Artifacts) -> None:
             art.status = RunStatus.model_validate_json(raw)
     except (ValueError, ValidationError) as exc:
         art.problems.append(f"run status unreadable: {str(exc).splitlines()[0]}")
+    budget = [MAX_TENSOR_TOTAL_BYTES]
     for query in art.status.queries if art.status else []:
-        merge_query(art, query, _reply_tensors(out, query, art))
+        merge_query(art, query, _reply_tensors(out, query, art, budget))
     try:
         raw = read_untrusted(out / "executed.ipynb", MAX_EXECUTED_BYTES)
         if raw is not None:
@@ -115,11 +117,13 @@ def _collect(out: Path, art: Artifacts) -> None:
         art.problems.append(f"executed notebook unreadable: {str(exc).splitlines()[0][:300]}")
 
 
-def _reply_tensors(out: Path, query: QueryRecord, art: Artifacts) -> dict[str, np.ndarray]:
+def _reply_tensors(out: Path, query: QueryRecord, art: Artifacts, budget: list[int]) -> dict[str, np.ndarray]:
+    """One reply's tensors; `budget` holds the bytes all replies may still use, and shrinks."""
     if query.status != "ok" or query.tensors is None:
         return {}
     try:
-        raw = read_untrusted(out / "replies" / query.tensors, MAX_TENSOR_FILE_BYTES)
+        raw = read_untrusted(out / "replies" / query.tensors, min(MAX_TENSOR_FILE_BYTES, budget[0]))
+        budget[0] -= len(raw or b"")
         tensors = load_safetensors(raw) if raw is not None else {}
         bad = sorted(k for k, v in tensors.items() if v.dtype not in ALLOWED_DTYPES)
         if bad:

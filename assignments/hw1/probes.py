@@ -1,9 +1,11 @@
 """Homework 1 probes: call the student's PixelCNN and ImageGPT code on the grader's inputs.
 
 Runs inside the sandbox, in the student's kernel, after the notebook (see docs/internals.md). Probes
-only produce data: every tensor saved here is compared, or turned into a metric, by `checks.py` on the
-host. Nothing here knows the right answers. Inputs from the host (`data.safetensors`):
-`train_images` and `test_images`, uint8 (N, 1, H, W) in {0, 1}; H = W = 8 (ci) or 28 (full).
+only answer queries: every tensor saved here is compared, or turned into a metric, by `checks.py` on
+the host, together with the inputs it sent. Nothing here knows the right answers, and nothing here
+decides a score. Images arrive as uint8 (N, 1, H, W) in {0, 1}; H = W = 8 (ci) or 28 (full). The test
+images of the NLL metrics reach the kernel only through the stepped `eval` probe, the last one: step k
+reveals their pixels before raster position k and nothing else of them.
 
 Budgets (rubric.yaml, per probe): `*_model` hold the architecture, `*_train` the training budget.
 """
@@ -16,8 +18,8 @@ from typing import Any
 import torch
 from harness import ProbeContext, ProbeError, probe
 
-FLIP_CHUNK = 256  # images per forward pass in the dependence probes
-MASK_CASES = [(t, k) for k in (3, 5, 7) for t in ("A", "B")]
+EVAL_CHUNK = 128  # rows per forward pass in `eval` (ImageGPT's attention is (rows, heads, L, L))
+MAX_ERROR = 500  # characters of a model's error kept in the `eval` reply
 
 
 def _images(ctx: ProbeContext, key: str) -> torch.Tensor:
@@ -25,7 +27,8 @@ def _images(ctx: ProbeContext, key: str) -> torch.Tensor:
 
 
 def _shape(ctx: ProbeContext) -> tuple[int, int]:
-    return tuple(ctx.data["test_images"].shape[-2:])
+    height, width = ctx.data["image_shape"].tolist()
+    return height, width
 
 
 def _as_tensor(value: Any, what: str) -> torch.Tensor:
@@ -46,8 +49,8 @@ def _loss_value(out: Any) -> torch.Tensor:
     return loss
 
 
-def _builder(ctx: ProbeContext, cls_name: str, shared_key: str) -> Callable[..., torch.nn.Module]:
-    """A seeded factory for the student's model with the budget's architecture."""
+def _builder(ctx: ProbeContext, cls_name: str, prefix: str) -> Callable[..., torch.nn.Module]:
+    """A seeded factory for the student's model with the budget's architecture, kept for later probes."""
     cls = ctx.get(cls_name)
     arch = dict(ctx.budget)
     shape = _shape(ctx)
@@ -62,50 +65,31 @@ def _builder(ctx: ProbeContext, cls_name: str, shared_key: str) -> Callable[...,
     try:
         model = build()
     except Exception as exc:
-        ctx.shared[f"{shared_key}_error"] = f"{type(exc).__name__}: {exc}"
+        ctx.shared[f"{prefix}_build_error"] = f"{type(exc).__name__}: {exc}"
         raise
     ctx.record("n_params", sum(p.numel() for p in model.parameters()))
-    ctx.shared[shared_key] = build
-    ctx.shared[f"{shared_key}_arch"] = arch
+    ctx.shared[f"{prefix}_build"] = build
     return build
 
 
-def _needs(ctx: ProbeContext, key: str) -> Any:
-    if key not in ctx.shared:
-        why = ctx.shared.get(f"{key}_error", "see the first probe's message")
+def _build(ctx: ProbeContext, prefix: str) -> Callable[..., torch.nn.Module]:
+    if f"{prefix}_build" not in ctx.shared:
+        why = ctx.shared.get(f"{prefix}_build_error", f"see the message of {prefix}_model")
         raise ProbeError(f"the model could not be built ({why})")
-    return ctx.shared[key]
+    return ctx.shared[f"{prefix}_build"]
 
 
-def _dependence(forward: Callable[[torch.Tensor], torch.Tensor], base: torch.Tensor) -> torch.Tensor:
-    """(L, L) max |change| of the output at position i (column) when input position j (row) flips.
-
-    `base` is one input (1, ...) with L binary positions; `forward` maps N inputs to (N, L) or
-    (N, K, L) outputs (K logits per position, e.g. PixelCNN's two classes; the max over K is kept).
-    """
-    n = base[0].numel()
-    flat = base.reshape(1, n)
-    flipped = flat.repeat(n, 1)  # (1, L) -> (L, L): row j has position j flipped
-    flipped[torch.arange(n), torch.arange(n)] = 1 - flat[0]
-    with torch.no_grad():
-        ref = forward(base)  # (1, L)
-        rows = [forward(flipped[i : i + FLIP_CHUNK].reshape(-1, *base.shape[1:])) for i in range(0, n, FLIP_CHUNK)]
-    diff = (torch.cat(rows) - ref).abs()
-    return diff.amax(dim=1) if diff.dim() == 3 else diff
+def _trained_or_fresh(ctx: ProbeContext, prefix: str, key: str = "trained") -> torch.nn.Module:
+    """The trained model when training worked, else a fresh one (the properties hold for any weights)."""
+    model = ctx.shared.get(f"{prefix}_trained")
+    ctx.record(key, model is not None)
+    return (model if model is not None else _build(ctx, prefix)()).eval()
 
 
-def _probe_dependence(ctx: ProbeContext, model: torch.nn.Module, forward: Callable, n_random: int = 2) -> None:
-    test = _images(ctx, "test_images")
-    g = ctx.generator()
-    bases = torch.cat([test[:2], (torch.rand((n_random, *test.shape[1:]), generator=g) > 0.5).float()])
-    dep = torch.zeros(())
-    scale = 0.0
-    for base in bases:
-        dep = torch.maximum(dep, _dependence(forward, base[None]))
-        with torch.no_grad():
-            scale = max(scale, float(forward(base[None]).abs().max()))
-    ctx.save("dependence", dep.to(torch.float32))
-    ctx.record("logit_scale", scale)
+def _train(ctx: ProbeContext, prefix: str) -> None:
+    model = _build(ctx, prefix)()
+    ctx.train(model, _images(ctx, "train_images"))  # ends in eval mode
+    ctx.shared[f"{prefix}_trained"] = model
 
 
 # ---------------------------------------------------------------- PixelCNN
@@ -119,55 +103,51 @@ def _pixelcnn_logits(model: torch.nn.Module, x: torch.Tensor) -> torch.Tensor:
     return out
 
 
-@probe("pixelcnn_model")
+@probe("pixelcnn_model", needs=("image_shape",))
 def pixelcnn_model(ctx: ProbeContext) -> None:
-    _builder(ctx, "PixelCNN", "pixelcnn_build")
+    _builder(ctx, "PixelCNN", "pixelcnn")
 
 
-@probe("pixelcnn_mask")
+@probe("pixelcnn_mask", needs=("mask_cases", "mask_x", "mask_weight", "mask_bias"))
 def pixelcnn_mask(ctx: ProbeContext) -> None:
+    """The host's weights loaded into the student's MaskedConv2d; its output on the host's x."""
     MaskedConv2d = ctx.get("MaskedConv2d")
-    g = ctx.generator()
-    for mask_type, k in MASK_CASES:
-        conv = MaskedConv2d(mask_type, 2, 3, k, padding=k // 2)
-        name = f"{mask_type}{k}"
-        mask = getattr(conv, "mask", None)
-        if mask is None:
-            raise ProbeError("MaskedConv2d has no attribute `mask` (register it with register_buffer)")
-        weight = conv.weight.detach().clone()
-        bias = conv.bias.detach().clone() if conv.bias is not None else torch.zeros(3)
-        x = torch.randn(2, 2, 9, 9, generator=g)
+    d = ctx.data
+    for i, (mask_type, k) in enumerate(d["mask_cases"].tolist()):
+        conv = MaskedConv2d(chr(mask_type), 2, 3, k, padding=k // 2)
         with torch.no_grad():
-            y = conv(x)
-        ctx.save(f"mask_{name}", _as_tensor(mask, "mask").to(torch.float32).expand_as(weight))
-        ctx.save(f"weight_{name}", weight)
-        ctx.save(f"bias_{name}", bias)
-        ctx.save(f"x_{name}", x)
-        ctx.save(f"y_{name}", _as_tensor(y, "MaskedConv2d output"))
+            conv.weight.copy_(d["mask_weight"][i, :, :, :k, :k])  # (3, 2, K, K) -> (3, 2, k, k)
+            if conv.bias is not None:
+                conv.bias.copy_(d["mask_bias"][i])
+            y = conv(d["mask_x"][i])
+        ctx.record(f"bias_{i}", conv.bias is not None)
+        ctx.save(f"y_{i}", _as_tensor(y, "MaskedConv2d output"))
+        mask = getattr(conv, "mask", None)
+        if isinstance(mask, torch.Tensor):  # only for the message: the verdict comes from y
+            ctx.save(f"mask_{i}", mask.detach().to(torch.float32))
 
 
-@probe("pixelcnn_loss")
+@probe("pixelcnn_loss", needs=("loss_images",))
 def pixelcnn_loss(ctx: ProbeContext) -> None:
-    model = _needs(ctx, "pixelcnn_build")().eval()
-    x = _images(ctx, "test_images")[:64]
+    model = _build(ctx, "pixelcnn")().eval()
+    x = _images(ctx, "loss_images")
     loss = _loss_value(model.loss(x))
-    ctx.record("requires_grad", bool(loss.requires_grad))
     ctx.save("loss", loss.detach().reshape(1).to(torch.float64))
     with torch.no_grad():
         ctx.save("logits", _pixelcnn_logits(model, x))
 
 
 def _centre_gradient_map(model: torch.nn.Module, shape: tuple[int, int]) -> torch.Tensor:
-    """The grader's own receptive field of the centre pixel, to compare the student's function with."""
+    """The gradient's receptive field of the centre pixel, to compare the student's function with."""
     x = torch.zeros(1, 1, *shape, requires_grad=True)
     model(x)[0, :, 0, shape[0] // 2, shape[1] // 2].sum().backward()
     return x.grad[0, 0].abs() > 1e-8
 
 
-@probe("pixelcnn_receptive_field")
+@probe("pixelcnn_receptive_field", needs=("image_shape",))
 def pixelcnn_receptive_field(ctx: ProbeContext) -> None:
     get_receptive_field = ctx.get("get_receptive_field")
-    build = _needs(ctx, "pixelcnn_build")
+    build = _build(ctx, "pixelcnn")
     shape = _shape(ctx)
     for n_layers in range(1, int(ctx.budget["max_layers"]) + 1):
         model = build(kernel_size=int(ctx.budget["kernel_size"]), n_layers=n_layers)
@@ -177,34 +157,14 @@ def pixelcnn_receptive_field(ctx: ProbeContext) -> None:
         ctx.save(f"grader_{n_layers}", _centre_gradient_map(model, shape))
 
 
-@probe("pixelcnn_train")
+@probe("pixelcnn_train", needs=("train_images",))
 def pixelcnn_train(ctx: ProbeContext) -> None:
-    model = _needs(ctx, "pixelcnn_build")()
-    ctx.train(model, _images(ctx, "train_images"))  # ends in eval mode
-    test = _images(ctx, "test_images")
-    with torch.no_grad():
-        logits = torch.cat([_pixelcnn_logits(model, test[i : i + 256]) for i in range(0, len(test), 256)])
-    ctx.save("test_logits", logits)
-    ctx.shared["pixelcnn_trained"] = model
+    _train(ctx, "pixelcnn")
 
 
-def _pixelcnn_for_properties(ctx: ProbeContext) -> torch.nn.Module:
-    """The trained model when training worked, else a fresh one (properties hold for any weights)."""
-    model = ctx.shared.get("pixelcnn_trained")
-    ctx.record("trained", model is not None)
-    return (model if model is not None else _needs(ctx, "pixelcnn_build")()).eval()
-
-
-@probe("pixelcnn_causal")
-def pixelcnn_causal(ctx: ProbeContext) -> None:
-    model = _pixelcnn_for_properties(ctx)
-    # (N, 1, H, W) -> logits (N, 2, 1, H, W) -> (N, 2, HW)
-    _probe_dependence(ctx, model, lambda x: _pixelcnn_logits(model, x).flatten(2))
-
-
-@probe("pixelcnn_sample")
+@probe("pixelcnn_sample", needs=("image_shape",))
 def pixelcnn_sample(ctx: ProbeContext) -> None:
-    model = _pixelcnn_for_properties(ctx)
+    model = _trained_or_fresh(ctx, "pixelcnn")
     samples = _as_tensor(model.sample(int(ctx.budget["n"])), "sample(n)").to(torch.float32)
     ctx.save("samples", samples)
     if samples.shape[1:] == (1, *_shape(ctx)):
@@ -212,20 +172,16 @@ def pixelcnn_sample(ctx: ProbeContext) -> None:
             ctx.save("logits", _pixelcnn_logits(model, samples.clamp(0, 1)))
 
 
-@probe("pixelcnn_autocomplete")
+@probe("pixelcnn_autocomplete", needs=("autocomplete_init",))
 def pixelcnn_autocomplete(ctx: ProbeContext) -> None:
     trained = ctx.shared.get("pixelcnn_trained")
-    model = _needs(ctx, "pixelcnn_build")(ctx.get("PixelCNNAutoComplete"))
+    model = _build(ctx, "pixelcnn")(ctx.get("PixelCNNAutoComplete"))
     if trained is not None:
         model.load_state_dict(trained.state_dict())
     ctx.record("trained", trained is not None)
     model.eval()
-    n = int(ctx.budget["n"])
-    init = _images(ctx, "test_images")[:n].clone()
-    height = init.shape[-2]
-    init[:, :, height // 2 :] = -1.0  # the lower half is unknown
-    out = _as_tensor(model.sample(n, init.clone()), "sample(n, init)").to(torch.float32)
-    ctx.save("init", init)
+    init = ctx.data["autocomplete_init"]  # float32 (n, 1, H, W): -1 where a pixel is unknown
+    out = _as_tensor(model.sample(len(init), init.clone()), "sample(n, init)").to(torch.float32)
     ctx.save("completed", out)
     if out.shape == init.shape:
         with torch.no_grad():
@@ -245,93 +201,92 @@ def _gpt_logits(model: torch.nn.Module, tokens: torch.Tensor) -> torch.Tensor:
     return out
 
 
-@probe("imagegpt_model")
+@probe("imagegpt_model", needs=("image_shape",))
 def imagegpt_model(ctx: ProbeContext) -> None:
-    _builder(ctx, "ImageGPT", "imagegpt_build")
+    _builder(ctx, "ImageGPT", "imagegpt")
 
 
-@probe("imagegpt_attention_mask")
+@probe("imagegpt_attention_mask", needs=("attention_lengths",))
 def imagegpt_attention_mask(ctx: ProbeContext) -> None:
     get_attention_mask = ctx.get("get_attention_mask")
-    height, width = _shape(ctx)
-    for seq_len in (1, 2, 5, 16, height * width):
+    for seq_len in ctx.data["attention_lengths"].tolist():
         ctx.save(f"mask_{seq_len}", _as_tensor(get_attention_mask(seq_len), "get_attention_mask"))
 
 
-@probe("imagegpt_shapes")
+@probe("imagegpt_shapes", needs=("shapes_small_tokens", "shapes_small_images", "shapes_tokens"))
 def imagegpt_shapes(ctx: ProbeContext) -> None:
     ImageGPT = ctx.get("ImageGPT")
-    g = ctx.generator()
     torch.manual_seed(ctx.seed)
     small = ImageGPT((2, 2), 12, 4, 2)  # the course's smoke test (COURSE.md §2.3)
-    ctx.save("forward_small", _as_tensor(small(torch.randint(0, 2, (2, 4), generator=g)), "forward"))
-    loss = _loss_value(small.loss(torch.randint(0, 2, (2, 1, 2, 2), generator=g).float()))
-    ctx.record("loss_requires_grad", bool(loss.requires_grad))
+    ctx.save("forward_small", _as_tensor(small(ctx.data["shapes_small_tokens"]), "forward"))
+    _loss_value(small.loss(_images(ctx, "shapes_small_images")))
     ctx.save("sample_small", _as_tensor(small.sample(1), "sample(1)").to(torch.float32))
-    model = _needs(ctx, "imagegpt_build")()
-    tokens = _images(ctx, "test_images")[:3].flatten(1)  # (3, 1, H, W) -> (3, L)
-    ctx.save("forward", _as_tensor(model(tokens.long()), "forward"))
+    model = _build(ctx, "imagegpt")()
+    ctx.save("forward", _as_tensor(model(ctx.data["shapes_tokens"]), "forward"))
 
 
-@probe("imagegpt_loss")
+@probe("imagegpt_loss", needs=("loss_images",))
 def imagegpt_loss(ctx: ProbeContext) -> None:
-    model = _needs(ctx, "imagegpt_build")().eval()
-    x = _images(ctx, "test_images")[:64]
+    model = _build(ctx, "imagegpt")().eval()
+    x = _images(ctx, "loss_images")
     loss = _loss_value(model.loss(x))
-    ctx.record("requires_grad", bool(loss.requires_grad))
     ctx.save("loss", loss.detach().reshape(1).to(torch.float64))
     with torch.no_grad():
-        ctx.save("logits", _gpt_logits(model, x.flatten(1)))
+        ctx.save("logits", _gpt_logits(model, x.flatten(1)))  # (N, 1, H, W) -> (N, L) -> (N, L, 1)
 
 
-@probe("imagegpt_train")
+@probe("imagegpt_train", needs=("train_images",))
 def imagegpt_train(ctx: ProbeContext) -> None:
-    model = _needs(ctx, "imagegpt_build")()
-    ctx.train(model, _images(ctx, "train_images"))  # ends in eval mode
-    tokens = _images(ctx, "test_images").flatten(1)  # (N, 1, H, W) -> (N, L)
-    with torch.no_grad():
-        logits = torch.cat([_gpt_logits(model, tokens[i : i + 256]) for i in range(0, len(tokens), 256)])
-    ctx.save("test_logits", logits)
-    ctx.shared["imagegpt_trained"] = model
+    _train(ctx, "imagegpt")
 
 
-def _imagegpt_for_properties(ctx: ProbeContext) -> torch.nn.Module:
-    model = ctx.shared.get("imagegpt_trained")
-    ctx.record("trained", model is not None)
-    return (model if model is not None else _needs(ctx, "imagegpt_build")()).eval()
-
-
-@probe("imagegpt_sos")
+@probe("imagegpt_sos", needs=("sos_x",))
 def imagegpt_sos(ctx: ProbeContext) -> None:
-    model = _imagegpt_for_properties(ctx)  # trained: zero-initialised embeddings have moved by now
-    height, width = _shape(ctx)
-    embed_dim = int(ctx.shared["imagegpt_build_arch"]["embed_dim"])
-    g = ctx.generator()
-    for name in ("a", "b"):
-        x_emb = torch.randn(3, height * width, embed_dim, generator=g)
-        shifted = _as_tensor(model.add_sos_token(x_emb.clone()), "add_sos_token")
-        ctx.save(f"x_{name}", x_emb)
-        ctx.save(f"shifted_{name}", shifted)
-        ctx.save(f"pos_{name}", _as_tensor(model.add_pos_embeddings(x_emb.clone()), "add_pos_embeddings"))
-    # the start token must be learned: its output row has to reach a parameter
-    model.zero_grad(set_to_none=True)
-    out = model.add_sos_token(torch.randn(2, height * width, embed_dim, generator=g))
-    out[:, 0].sum().backward()
-    ctx.record("sos_learnable", any(p.grad is not None and bool(p.grad.abs().sum() > 0) for p in model.parameters()))
+    model = _trained_or_fresh(ctx, "imagegpt")  # trained: zero-initialised embeddings have moved by now
+    for i, x_emb in enumerate(ctx.data["sos_x"]):  # (2, 3, L, E) -> two batches (3, L, E)
+        ctx.save(f"shifted_{i}", _as_tensor(model.add_sos_token(x_emb.clone()), "add_sos_token"))
+        ctx.save(f"pos_{i}", _as_tensor(model.add_pos_embeddings(x_emb.clone()), "add_pos_embeddings"))
 
 
-@probe("imagegpt_causal")
-def imagegpt_causal(ctx: ProbeContext) -> None:
-    model = _imagegpt_for_properties(ctx)
-    # (N, 1, H, W) images -> (N, L) logits
-    _probe_dependence(ctx, model, lambda x: _gpt_logits(model, x.flatten(1))[..., 0])
-
-
-@probe("imagegpt_sample")
+@probe("imagegpt_sample", needs=("image_shape",))
 def imagegpt_sample(ctx: ProbeContext) -> None:
-    model = _imagegpt_for_properties(ctx)
+    model = _trained_or_fresh(ctx, "imagegpt")
     samples = _as_tensor(model.sample(int(ctx.budget["n"])), "sample(n)").to(torch.float32)
     ctx.save("samples", samples)
     if samples.shape[1:] == (1, *_shape(ctx)):
         with torch.no_grad():
             ctx.save("logits", _gpt_logits(model, samples.clamp(0, 1).flatten(1)))
+
+
+# ---------------------------------------------------------------- both models, stepped
+
+
+EVAL_FORWARDS: dict[str, Callable[[torch.nn.Module, torch.Tensor], torch.Tensor]] = {
+    "pixelcnn": _pixelcnn_logits,  # (B, 1, H, W) -> (B, 2, 1, H, W)
+    "imagegpt": lambda model, x: _gpt_logits(model, x.flatten(1)),  # (B, 1, H, W) -> (B, L) -> (B, L, 1)
+}
+
+
+@probe("eval", steps="eval_batches")
+def evaluate(ctx: ProbeContext) -> None:
+    """Both models' logits on step k's batch (whatever its rows are: the host knows, the kernel does not).
+
+    One probe for both models, so that neither model's queries reveal test pixels before the other's are
+    answered. A model that fails records `<model>_error` and is skipped from then on; the other goes on.
+    """
+    x = _images(ctx, "eval_batches")  # (B, 1, H, W)
+    for prefix, forward in EVAL_FORWARDS.items():
+        if (error := ctx.shared.get(f"{prefix}_eval_error")) is not None:
+            ctx.record(f"{prefix}_error", error)
+            continue
+        try:
+            if f"{prefix}_eval_model" not in ctx.shared:  # a fresh model is built once, not per step
+                ctx.shared[f"{prefix}_eval_model"] = _trained_or_fresh(ctx, prefix, f"{prefix}_trained")
+            model = ctx.shared[f"{prefix}_eval_model"]
+            with torch.no_grad():
+                logits = torch.cat([forward(model, x[i : i + EVAL_CHUNK]) for i in range(0, len(x), EVAL_CHUNK)])
+            ctx.save(prefix, logits)
+        except Exception as exc:  # one model's failure must not cost the other its metric
+            error = (str(exc) if isinstance(exc, ProbeError) else f"{type(exc).__name__}: {exc}")[:MAX_ERROR]
+            ctx.shared[f"{prefix}_eval_error"] = error
+            ctx.record(f"{prefix}_error", error)

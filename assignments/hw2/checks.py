@@ -1,10 +1,17 @@
-"""Homework 2 checks: turn the probes' raw outputs into item results, on the host.
+"""Homework 2 checks: turn the probes' raw answers into item results, on the host.
 
-Nothing the student's code reports about itself is trusted as a score. The ELBO items recompute the
-reconstruction and KL terms with the reference helpers (`reference_solutions.vae`) from the model's
-own mu_z, log_std_z and x_recon, and compare them with the loss dict; the metrics are computed here
-from the same returned terms on the test set (`grader.metrics.nll`) and from samples
-(`grader.metrics.classifier.fd_classifier`). Probe keys are documented in `probes.py`.
+Nothing the student's code reports about itself is a score. Every call of the student's `loss` and
+`sample` runs under hooks (`probes._Tap`) that record what `model.encoder` answered (mu_z, log_std_z)
+and hand `model.decoder` the host's latents: z = mu + exp(log_std) * eps with the host's eps (chosen
+here, in `make_inputs`), or the host's prior draws. The metrics are computed here from those answers:
+the -ELBO from the reference helpers (`reference_solutions.vae`) in float64 on the test set, the FD
+(`grader.metrics.classifier.fd_classifier`) from the decoder's means at the prior draws. The gates read
+the same calls: the student's loss terms must equal the host's recomputation from them, and the z the
+student's code would have decoded must be a reparameterised draw around the encoder's mu. So a model
+cannot pass the gate on one call and be measured on another, and whatever noise its own sampler uses,
+the metric is the ELBO of its encoder and decoder at the host's draws. (A decoder that reads the test
+images out of the kernel's memory is beyond any check in that process: a metric far better than the
+reference goes to a TA, `review_at` in the rubric.) Probe keys are documented in `probes.py`.
 
 Units. Images x in [0, 1] are modelled as x̃ = 2x - 1 with p(x̃|z) = N(x_recon, I); every loss term is
 in nats per image (summed over pixels or latent dimensions, averaged over the batch). The `*_nll`
@@ -17,6 +24,7 @@ is ~99% that constant, so its ratio to the reference would not tell models apart
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -26,18 +34,27 @@ from grader.data import load_dataset
 from grader.errors import ArtifactError
 from grader.metrics.classifier import fd_classifier
 from grader.metrics.nll import bits_per_dim, dequantized_nll
+from grader.rubric import load_rubric
 from reference_solutions.vae import get_normal_KL, get_normal_nll
 
+RUBRIC = load_rubric(Path(__file__).with_name("rubric.yaml"))  # budgets size the host's latents
 # profile -> (dataset, train images, test images, FD extractor); None = the whole split
 DATASET = {"ci": ("patches", None, None, "patches"), "full": ("cifar10", 20000, 2000, "cifar10")}
 HALF_LOG_2PI = 0.5 * math.log(2.0 * math.pi)
-ELBO_BETA = 0.5  # the beta of the loss-consistency model, so that ignoring beta shows
+ELBO_BETA = 0.5  # the beta of the fresh model in `*_elbo`, so that ignoring beta shows
+ELBO_BATCH = 64  # training images in that call
+EVAL_CHUNK = 256  # test images per loss(x) call in `*_train`; the loss terms are compared per call
 ELBO_RTOL, ELBO_ATOL = 1e-4, 1e-3
 HELPER_RTOL, HELPER_ATOL = 1e-4, 1e-5
-# Reparameterisation: per latent dimension, (z - mu) / exp(log_std) over images x draws must look N(0, 1).
-EPS_MEAN_TOL = 0.3  # ~7 standard errors with 512 draws per dimension
+# Reparameterisation: (z - mu) / exp(log_std) of the student's own z must look N(0, 1): pooled over
+# the fresh model's 64 x n_latent draws, per latent dimension over the trained model's test images.
+EPS_MEAN_TOL = 0.3  # > 10 standard errors with 1540 test images per dimension
 EPS_STD_RANGE = (0.8, 1.25)
 MIN_STD = 1e-3  # dimensions with a narrower posterior are skipped (float32 rounding of z)
+# sample(n): the student's own z must look N(0, I) (pooled over n x n_latent >= 8000 draws) and its
+# output must be the decoder's mean mapped to [0, 1]
+PRIOR_MEAN_TOL, PRIOR_STD_RANGE = 0.1, (0.9, 1.1)
+SAMPLE_ATOL = 1e-5
 ACTIVE_UNIT_VAR = 0.01  # Burda et al. (2016): a latent dimension is active if Var_x E_q[z_d] > 0.01
 COURSE_VALUES = {  # COURSE.md §2.3: (args, expected)
     "kl_course_a": ("get_normal_KL(2, 3)", [200.2144]),
@@ -47,28 +64,40 @@ COURSE_VALUES = {  # COURSE.md §2.3: (args, expected)
     "nll_course_b": ("get_normal_nll([10, 10], [2, 4], [3, 5])", [3.9982, 5.9197]),
 }
 MODELS = {"vae": "ConvVAE", "resnet": "ConvResNetVAE"}
-# Block probes (sent to the sandbox as inputs): (in, out, kernel, stride) cases on a (B, C_in, H, W) input
+# Blocks: (in, out, kernel, stride) cases on the first `in` channels of a (B, 8, H, W) input
 BLOCK_INPUT = (2, 8, 8)  # (B, H, W)
 BLOCK_CASES = [(4, 8, 3, 1), (8, 8, 3, 1), (4, 8, 3, 2), (8, 16, 5, 2), (4, 4, 3, 4)]
 TRANSPOSE_CASES = [(8, 4, 4, 2), (8, 4, 6, 2), (8, 4, 8, 2), (4, 4, 3, 1), (8, 8, 4, 4)]
+# Shortcut cases (final_relu=False), one with an identity-shaped and one with a projection shortcut
+BLOCK_RESIDUAL_CASES = [(4, 4, 3, 1), (4, 8, 3, 2)]
+TRANSPOSE_RESIDUAL_CASES = [(4, 4, 3, 1), (8, 4, 4, 2)]
+AFFINE_RTOL, VARIES_RTOL = 1e-4, 1e-3  # relative to 1 + max |output|
 
 
 @inputs
 def make_inputs(profile: str, seed: int) -> dict[str, np.ndarray]:
-    """Train/test images (float32 in [0, 1] for `ci`, uint8 for `full`) and random helper arguments."""
+    """Images (float32 in [0, 1] for `ci`, uint8 for `full`), helper arguments, block inputs, and the
+    noise of every latent the models decode: eps for q(z|x) draws and z for prior draws."""
     name, n_train, n_test, _ = DATASET[profile]
     train = load_dataset(name, "train")[0][:n_train]
     test = load_dataset(name, "test")[0][:n_test]
     if profile == "full":  # CIFAR-10 is 8-bit: ship bytes, the probes divide by 255
         train, test = (np.round(a * 255).astype(np.uint8) for a in (train, test))
+    budgets = RUBRIC.profile(profile).budgets
     rng = np.random.default_rng(seed)
 
     def draw(low: float, high: float) -> np.ndarray:
         return rng.uniform(low, high, size=(3, 5)).astype(np.float32)
 
-    return {
+    def normal(*shape: int) -> np.ndarray:
+        return rng.standard_normal(shape).astype(np.float32)
+
+    batch, height, width = BLOCK_INPUT
+    a, b = normal(batch, 8, height, width), normal(batch, 8, height, width)
+    data = {
         "train_images": train,
         "test_images": test,
+        "image_shape": np.array(test.shape[1:], dtype=np.int64),
         "kl_m1": draw(-2, 2),
         "kl_s1": draw(-1.5, 1.5),
         "kl_m2": draw(-2, 2),
@@ -76,20 +105,44 @@ def make_inputs(profile: str, seed: int) -> dict[str, np.ndarray]:
         "nll_x": draw(-2, 2),
         "nll_m": draw(-2, 2),
         "nll_s": draw(-1.5, 1.5),
-        "elbo_beta": np.array([ELBO_BETA], dtype=np.float64),
-        "block_input": np.array(BLOCK_INPUT, dtype=np.int64),
+        "block_x": normal(batch, 8, height, width),
+        "residual_x": np.stack([a, b, a + b, np.zeros_like(a)]),  # (4, B, 8, H, W)
         "block_cases": np.array(BLOCK_CASES, dtype=np.int64),
         "transpose_cases": np.array(TRANSPOSE_CASES, dtype=np.int64),
+        "block_residual_cases": np.array(BLOCK_RESIDUAL_CASES, dtype=np.int64),
+        "transpose_residual_cases": np.array(TRANSPOSE_RESIDUAL_CASES, dtype=np.int64),
+        "elbo_images": train[np.sort(rng.choice(len(train), ELBO_BATCH, replace=False))],
+        "elbo_beta": np.array([ELBO_BETA], dtype=np.float64),
+        "eval_chunk": np.array([EVAL_CHUNK], dtype=np.int64),
     }
+    for prefix in MODELS:
+        latent = int(budgets[f"{prefix}_model"]["n_latent"])
+        data[f"{prefix}_elbo_eps"] = normal(ELBO_BATCH, latent)
+        data[f"{prefix}_test_eps"] = normal(len(test), latent)
+        data[f"{prefix}_prior_z"] = normal(int(budgets[f"{prefix}_sample"]["n"]), latent)
+    return data
+
+
+def _images(ctx: CheckContext, key: str) -> torch.Tensor:
+    """Input images as float64 in [0, 1], as the probes saw them."""
+    x = ctx.inputs[key]
+    return torch.from_numpy(x.astype(np.float64) / 255.0 if x.dtype == np.uint8 else x.astype(np.float64))
 
 
 def _test(ctx: CheckContext) -> torch.Tensor:
-    test = ctx.inputs["test_images"]
-    return torch.from_numpy(test.astype(np.float64) / 255.0 if test.dtype == np.uint8 else test.astype(np.float64))
+    return _images(ctx, "test_images")
 
 
 def _t(array: np.ndarray) -> torch.Tensor:
     return torch.from_numpy(np.asarray(array, dtype=np.float64))
+
+
+def _ran(ctx: CheckContext, probe: str) -> bool:
+    try:
+        ctx.probe(probe)
+    except ArtifactError:
+        return False
+    return True
 
 
 # ---------------------------------------------------------------- helpers
@@ -143,7 +196,16 @@ def vae_helpers(ctx: CheckContext) -> CheckResult:
     return CheckResult((n - len(failures)) / n, message)
 
 
-# ---------------------------------------------------------------- loss = -ELBO of the model's outputs
+# ---------------------------------------------------------------- loss = -ELBO of the model's own answers
+
+
+def _answers(ctx: CheckContext, probe: str, x: torch.Tensor) -> tuple[np.ndarray, ...]:
+    """mu_z, log_std_z (N, L), x_recon (like x) and the student's own z (N, L) of a probe's loss calls."""
+    mu = ctx.tensor(f"{probe}/mu_z", shape=(len(x), None))
+    log_std = ctx.tensor(f"{probe}/log_std_z", shape=mu.shape)
+    x_recon = ctx.tensor(f"{probe}/x_recon", shape=tuple(x.shape))
+    z = ctx.tensor(f"{probe}/z", shape=mu.shape)
+    return mu, log_std, x_recon, z
 
 
 def _reference_terms(
@@ -168,85 +230,115 @@ def _diagnose_kl(got: float, want: float) -> str:
     return ""
 
 
-def _elbo_problems(ctx: CheckContext, prefix: str) -> tuple[list[str], str]:
-    probe = f"{prefix}_elbo"
-    record = ctx.probe(probe)
-    x = _test(ctx)
-    n = ctx.tensor(f"{probe}/mu_z", shape=(None, None)).shape[0]
-    x = x[:n]
-    mu = ctx.tensor(f"{probe}/mu_z", shape=(n, None))
-    log_std = ctx.tensor(f"{probe}/log_std_z", shape=mu.shape)
-    x_recon = ctx.tensor(f"{probe}/x_recon", shape=tuple(x.shape))
-    recon_ref, kl_ref = (float(v.mean()) for v in _reference_terms(x, mu, log_std, x_recon))
-    got = {k: float(ctx.tensor(f"{probe}/{k}", shape=(1,))[0]) for k in ("recon_loss", "kl_loss")}
-    key = str(record.values.get("loss_key", "total_loss"))
-    total = float(ctx.tensor(f"{probe}/{key}", shape=(1,))[0])
+def _batch_problems(
+    got: dict[str, float], recon_ref: float, kl_ref: float, key: str, beta: float, dims: int
+) -> list[str]:
+    """What is wrong with one call's loss terms against the host's recomputation from its answers."""
     problems = []
-    if not record.values.get("requires_grad", False):
-        problems.append(f"loss(x)[{key!r}] does not require grad: nothing would be trained")
-    dims = int(np.prod(x.shape[1:]))
     if not _close(got["recon_loss"], recon_ref):
         hint = " (a mean over pixels? sum them)" if _close(got["recon_loss"], recon_ref / dims) else ""
         problems.append(
-            f"recon_loss = {got['recon_loss']:.6g}, but -log N(2x - 1; x_recon, I) of the model's own "
+            f"recon_loss = {got['recon_loss']:.6g}, but -log N(2x - 1; x_recon, I) of the decoder's own "
             f"x_recon, summed over pixels and averaged over the batch, is {recon_ref:.6g}{hint}"
         )
     if not _close(got["kl_loss"], kl_ref):
         problems.append(
             f"kl_loss = {got['kl_loss']:.6g}, but KL(N(mu_z, exp(log_std_z)^2) || N(0, I)) of the "
-            f"model's own mu_z, log_std_z is {kl_ref:.6g}{_diagnose_kl(got['kl_loss'], kl_ref)}"
+            f"encoder's own mu_z, log_std_z is {kl_ref:.6g}{_diagnose_kl(got['kl_loss'], kl_ref)}"
         )
-    want_total = got["recon_loss"] + ELBO_BETA * got["kl_loss"]
-    if not _close(total, want_total):
-        hint = " (beta ignored?)" if _close(total, got["recon_loss"] + got["kl_loss"]) else ""
+    want_total = got["recon_loss"] + beta * got["kl_loss"]
+    if not _close(got[key], want_total):
+        hint = " (beta ignored?)" if _close(got[key], got["recon_loss"] + got["kl_loss"]) else ""
         problems.append(
-            f"with beta = {ELBO_BETA}, {key} = {total:.6g} but recon_loss + beta * kl_loss = {want_total:.6g}{hint}"
+            f"with beta = {beta:g}, {key} = {got[key]:.6g} but recon_loss + beta * kl_loss = {want_total:.6g}{hint}"
         )
-    summary = f"recon {recon_ref:.2f} + {ELBO_BETA} * KL {kl_ref:.3f} nats/image"
-    return problems, summary
+    return problems
+
+
+def _loss_problems(
+    ctx: CheckContext, probe: str, x: torch.Tensor, beta: float, chunk: int
+) -> tuple[list[str], tuple[float, float]]:
+    """The loss terms of a probe's calls (one per `chunk` rows of x) against the host's -ELBO of the
+    same calls' answers; returns the problems of the first call that has any, and the mean terms."""
+    record = ctx.probe(probe).values
+    mu, log_std, x_recon, _ = _answers(ctx, probe, x)
+    recon_ref, kl_ref = _reference_terms(x, mu, log_std, x_recon)
+    key = str(record.get("loss_key", "total_loss"))
+    starts = range(0, len(x), chunk)
+    got = {k: ctx.tensor(f"{probe}/{k}", shape=(len(starts),)) for k in {"recon_loss", "kl_loss", key}}
+    problems = [] if record.get("requires_grad") else [f"loss(x)[{key!r}] does not require grad: nothing is trained"]
+    dims = int(np.prod(x.shape[1:]))
+    for call, start in enumerate(starts):
+        rows = slice(start, start + chunk)
+        terms = {k: float(v[call]) for k, v in got.items()}
+        found = _batch_problems(terms, float(recon_ref[rows].mean()), float(kl_ref[rows].mean()), key, beta, dims)
+        if found:
+            problems += found
+            break
+    return problems, (float(recon_ref.mean()), float(kl_ref.mean()))
+
+
+def _elbo_problems(ctx: CheckContext, prefix: str) -> tuple[list[str], str]:
+    """The fresh model's loss (beta = ELBO_BETA), then the trained model's on the metric's own calls."""
+    x = _images(ctx, "elbo_images")
+    problems, (recon, kl) = _loss_problems(ctx, f"{prefix}_elbo", x, ELBO_BETA, len(x))
+    summary = f"recon {recon:.2f} + {ELBO_BETA} * KL {kl:.3f} nats/image on a fresh model"
+    if problems or not _ran(ctx, f"{prefix}_train"):
+        return problems, summary
+    beta = float(ctx.budget(f"{prefix}_model").get("beta", 1.0))
+    trained, (recon, kl) = _loss_problems(ctx, f"{prefix}_train", _test(ctx), beta, EVAL_CHUNK)
+    summary += f", recon {recon:.2f} + KL {kl:.3f} on the trained model's test images"
+    return [f"on the trained model's test images, {p}" for p in trained], summary
+
+
+def _noise_problems(mu: np.ndarray, log_std: np.ndarray, z: np.ndarray, per_dim: bool) -> list[str]:
+    """Whether eps = (z - mu) / exp(log_std) of the student's own z looks N(0, 1), per latent dimension
+    or pooled over them; dimensions with a posterior narrower than MIN_STD are left out."""
+    std = np.exp(log_std.astype(np.float64))
+    usable = (std > MIN_STD).all(axis=0)
+    if not usable.any():
+        return ["every posterior standard deviation is below 1e-3; cannot check the sampler"]
+    eps = ((z - mu) / std)[:, usable]  # (N, usable L)
+    if float(np.abs(eps).max()) == 0.0:
+        return ["z = mu_z in every draw: forward(x) must draw z ~ q(z|x) with fresh noise"]
+    draws = eps if per_dim else eps.reshape(-1, 1)  # (N, L) or (N L, 1)
+    mean, spread = draws.mean(axis=0), draws.std(axis=0)
+    problems = []
+    bad_std = (spread < EPS_STD_RANGE[0]) | (spread > EPS_STD_RANGE[1])
+    if bad_std.any():
+        j = int(np.argmax(np.abs(np.log(spread))))
+        where = f"in {int(bad_std.sum())} of {len(spread)} latent dimensions " if per_dim else ""
+        problems.append(
+            f"the spread of z around mu_z is not exp(log_std_z) {where}(std of (z - mu)/exp(log_std) = "
+            f"{spread[j]:.2f}, expected 1); is log_std read as a log-variance somewhere?"
+        )
+    if (np.abs(mean) > EPS_MEAN_TOL).any():
+        problems.append(f"z is not centred on mu_z (mean of (z - mu)/exp(log_std) up to {np.abs(mean).max():.2f})")
+    return problems
 
 
 def _reparam_problems(ctx: CheckContext, prefix: str) -> tuple[list[str], str]:
-    probe = f"{prefix}_reparam"
-    record = ctx.probe(probe).values
-    problems = []
-    enc, dec = float(record.get("encoder_grad", 0.0)), float(record.get("decoder_grad", 0.0))
-    if not enc > 1e-6 * max(dec, 1e-6):
-        problems.append(
-            f"the reconstruction term sends no gradient to the encoder (|grad| = {enc:.3g}, decoder "
-            f"{dec:.3g}): sample z = mu + exp(log_std) * eps inside the graph, without detach() or "
-            "torch.no_grad()"
-        )
-    mu = ctx.tensor(f"{probe}/mu_z", shape=(None, None, None))
-    log_std = ctx.tensor(f"{probe}/log_std_z", shape=mu.shape)
-    z = ctx.tensor(f"{probe}/z", shape=(mu.shape[0], mu.shape[1], None))
-    if z.shape != mu.shape:
-        return [
-            *problems,
-            f"the decoder received z with {z.shape[2]} values per image, but mu_z has {mu.shape[2]} dimensions",
-        ], ""
-    std = np.exp(log_std.astype(np.float64))
-    eps = (z - mu) / std  # (draws, B, L): must be N(0, 1) noise
-    usable = (std > MIN_STD).all(axis=(0, 1))
-    if not usable.any():
-        return [*problems, "every posterior standard deviation is below 1e-3; cannot check the sampler"], ""
-    eps = eps[:, :, usable].reshape(-1, int(usable.sum()))
-    mean, spread = eps.mean(axis=0), eps.std(axis=0)
-    if float(np.abs(z - z[:1]).max()) == 0.0:
-        problems.append("z is the same in every forward pass: forward(x) must draw z ~ q(z|x) with fresh noise")
-    else:
-        bad_std = (spread < EPS_STD_RANGE[0]) | (spread > EPS_STD_RANGE[1])
-        if bad_std.any():
-            j = int(np.argmax(np.abs(np.log(spread))))
+    """The student's own z in the fresh model's call, then in the trained model's test-set calls."""
+    sources = [(f"{prefix}_elbo", _images(ctx, "elbo_images"), False, "a fresh model (encoder outputs shifted)")]
+    if _ran(ctx, f"{prefix}_train"):
+        sources.append((f"{prefix}_train", _test(ctx), True, "the trained model's test images"))
+    draws = []
+    for probe, x, per_dim, what in sources:
+        record = ctx.probe(probe).values
+        problems = []
+        cut = [name for name in ("mu", "log_std") if not record.get(f"z_reaches_{name}", False)]
+        if cut:
             problems.append(
-                f"the spread of z around mu_z is not exp(log_std_z) in {int(bad_std.sum())} of "
-                f"{len(spread)} latent dimensions (e.g. std of (z - mu)/exp(log_std) = {spread[j]:.2f}, "
-                "expected 1); is log_std read as a log-variance somewhere?"
+                f"the reconstruction term sends no gradient to the encoder (the decoder's z does not depend "
+                f"on {' and '.join(cut)} in the graph): sample z = mu + exp(log_std) * eps inside the graph, "
+                "without detach() or torch.no_grad()"
             )
-        if (np.abs(mean) > EPS_MEAN_TOL).any():
-            problems.append(f"z is not centred on mu_z (mean of (z - mu)/exp(log_std) up to {np.abs(mean).max():.2f})")
-    trained = "the trained model" if record.get("trained") else "an untrained model"
-    return problems, f"z = mu + exp(log_std) * eps on {eps.size} draws of {trained} (encoder outputs shifted)"
+        mu, log_std, _, z = _answers(ctx, probe, x)
+        problems += _noise_problems(mu, log_std, z, per_dim)
+        if problems:
+            return [f"on {what}: {p}" for p in problems], ""
+        draws.append(f"{z.size} draws on {what}")
+    return [], "z = mu + exp(log_std) * eps, with gradients to both, in " + " and ".join(draws)
 
 
 def _elbo_item(ctx: CheckContext, prefix: str, with_reparam: bool) -> CheckResult:
@@ -262,7 +354,7 @@ def _elbo_item(ctx: CheckContext, prefix: str, with_reparam: bool) -> CheckResul
         parts.append(reparam_summary)
     if problems:
         return CheckResult(0.0, "; ".join(problems))
-    return CheckResult(1.0, "loss is the -ELBO of the model's own outputs: " + "; ".join(p for p in parts if p))
+    return CheckResult(1.0, "loss is the -ELBO of the encoder's and decoder's own answers: " + "; ".join(parts))
 
 
 @check("vae_elbo")
@@ -284,14 +376,29 @@ def vae_reparam(ctx: CheckContext) -> CheckResult:
 # ---------------------------------------------------------------- ResNet blocks
 
 
+def _reduces_to_shortcut(y: np.ndarray, batch: int) -> bool:
+    """Whether zeroing one of the layers leaves an affine, non-constant map of x (the shortcut).
+
+    `y` (layers, 4B, ...) holds the block's outputs on a, b, a + b, 0 with each layer zeroed in turn;
+    affine: y(a + b) + y(0) = y(a) + y(b); non-constant: y(a) != y(0).
+    """
+    if y.ndim < 2 or y.shape[0] == 0 or y.shape[1] != 4 * batch:
+        return False
+    y = y.astype(np.float64).reshape(len(y), 4, -1)  # (layers, 4B, ...) -> (layers, [a, b, a+b, 0], B ...)
+    scale = 1.0 + np.abs(y).max(axis=(1, 2))
+    affine = np.abs(y[:, 2] + y[:, 3] - y[:, 0] - y[:, 1]).max(axis=1) <= AFFINE_RTOL * scale
+    varies = np.abs(y[:, 0] - y[:, 3]).max(axis=1) > VARIES_RTOL * scale
+    return bool((affine & varies).any())
+
+
 @check("resnet_blocks")
 def resnet_blocks(ctx: CheckContext) -> CheckResult:
     record = ctx.probe("resnet_blocks").values
     batch, height, width = BLOCK_INPUT
     failures, n = [], 0
-    for name, cls, cases in (
-        ("block", "ResNetBlock", BLOCK_CASES),
-        ("transpose", "ResNetTransposeBlock", TRANSPOSE_CASES),
+    for name, cls, cases, residual_cases in (
+        ("block", "ResNetBlock", BLOCK_CASES, BLOCK_RESIDUAL_CASES),
+        ("transpose", "ResNetTransposeBlock", TRANSPOSE_CASES, TRANSPOSE_RESIDUAL_CASES),
     ):
         for i, (c_in, c_out, k, s) in enumerate(cases):
             n += 1
@@ -319,7 +426,17 @@ def resnet_blocks(ctx: CheckContext) -> CheckResult:
                 f"{cls}: final_relu=True must end with a ReLU (min {low_on:.3g}) and final_relu=False "
                 f"must not (min {low_off:.3g} on random input)"
             )
-    message = "; ".join(failures) or f"all {n} block cases have the right output shapes and final ReLU behaviour"
+        for i, (c_in, c_out, k, s) in enumerate(residual_cases):
+            n += 1
+            call = f"{cls}({c_in}, {c_out}, kernel_size={k}, stride={s}, final_relu=False)"
+            if f"{name}_residual_{i}_error" in record:
+                failures.append(f"{call} failed: {record[f'{name}_residual_{i}_error']}")
+            elif not _reduces_to_shortcut(ctx.tensor(f"resnet_blocks/{name}_residual_{i}", shape=None), batch):
+                failures.append(
+                    f"{call}: zeroing the residual branch's last layer must leave the shortcut, an affine map of "
+                    "x, but with any one layer zeroed the block is constant or not affine: is the shortcut added?"
+                )
+    message = "; ".join(failures) or f"all {n} block cases have the right output shapes, final ReLU and shortcut"
     return CheckResult((n - len(failures)) / n, message)
 
 
@@ -327,12 +444,11 @@ def resnet_blocks(ctx: CheckContext) -> CheckResult:
 
 
 def _nll_item(ctx: CheckContext, prefix: str) -> CheckResult:
+    """The host's -ELBO of the trained model's encoder and decoder answers on the test set (host eps)."""
     probe = f"{prefix}_train"
     record = ctx.probe(probe).values
     x = _test(ctx)
-    mu = ctx.tensor(f"{probe}/mu_z", shape=(len(x), None))
-    log_std = ctx.tensor(f"{probe}/log_std_z", shape=mu.shape)
-    x_recon = ctx.tensor(f"{probe}/x_recon", shape=tuple(x.shape))
+    mu, log_std, x_recon, _ = _answers(ctx, probe, x)
     recon, kl = _reference_terms(x, mu, log_std, x_recon)
     dims = int(np.prod(x.shape[1:]))
     neg_elbo = recon + kl  # (N,) nats per image
@@ -357,6 +473,9 @@ def _nll_item(ctx: CheckContext, prefix: str) -> CheckResult:
     n_show = min(8, len(x))
     pairs = torch.cat([x[:n_show], ((_t(x_recon[:n_show]) + 1) / 2).clamp(0, 1)])
     ctx.figure(f"{MODELS[prefix]}: test images (top) and decoder means (bottom)", pairs.numpy(), nrow=n_show)
+    ctx.curve(
+        f"{MODELS[prefix]}: training loss under the grader's loop (nats/image)", ctx.tensor(f"{probe}/losses").tolist()
+    )
     return CheckResult(
         value=value,
         message=message,
@@ -370,20 +489,28 @@ def _nll_item(ctx: CheckContext, prefix: str) -> CheckResult:
 
 
 def _fd_item(ctx: CheckContext, prefix: str) -> CheckResult:
+    """FD of the decoder's means at the host's prior draws, once sample(n) is shown to return them."""
     probe = f"{prefix}_sample"
     ctx.probe(probe)
     x = _test(ctx)
-    n = int(ctx.budget(probe)["n"])
-    samples = ctx.tensor(f"{probe}/samples", shape=(n, *x.shape[1:]), dtype="float32")
-    low, high = float(samples.min()), float(samples.max())
-    if low < 0.0 or high > 1.0:
+    n, latent = ctx.inputs[f"{prefix}_prior_z"].shape
+    decoded = ctx.tensor(f"{probe}/x_recon", shape=(n, *x.shape[1:]))
+    returned = ctx.tensor(f"{probe}/samples", shape=(n, *x.shape[1:]), dtype="float32")
+    z = ctx.tensor(f"{probe}/z", shape=(n, latent)).astype(np.float64)
+    samples = np.clip((decoded.astype(np.float64) + 1.0) / 2.0, 0.0, 1.0)
+    if not np.allclose(returned, samples, rtol=0.0, atol=SAMPLE_ATOL):
         raise ArtifactError(
-            f"samples: expected values in [0, 1] (sample() maps the decoder mean back from "
-            f"[-1, 1]), got [{low:.3g}, {high:.3g}]"
+            "sample(n) must return the decoder mean at z ~ p(z), clamped to [-1, 1] and mapped to [0, 1] "
+            f"as (x̃ + 1) / 2; it differs from that by up to {float(np.abs(returned - samples).max()):.3g} "
+            f"(its values lie in [{float(returned.min()):.3g}, {float(returned.max()):.3g}])"
         )
-    ctx.figure(f"{MODELS[prefix]} samples", samples[:64])
+    mean, spread = float(z.mean()), float(z.std())
+    if abs(mean) > PRIOR_MEAN_TOL or not PRIOR_STD_RANGE[0] < spread < PRIOR_STD_RANGE[1]:
+        raise ArtifactError(f"sample(n) decodes z with mean {mean:.2f} and std {spread:.2f}: draw z ~ p(z) = N(0, I)")
+    samples32 = samples.astype(np.float32)
+    ctx.figure(f"{MODELS[prefix]} samples", samples32[:64])
     extractor = DATASET[ctx.profile][3]
-    value = fd_classifier(extractor, samples, x.numpy().astype(np.float32))
+    value = fd_classifier(extractor, samples32, x.numpy().astype(np.float32))
     return CheckResult(value=value, message=f"FD-{extractor} of {n} samples against {len(x)} test images")
 
 

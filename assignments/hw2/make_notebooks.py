@@ -57,11 +57,14 @@ training cells** (they are yours to run at home), then calls your functions and 
 trains your models itself under a fixed budget:
 
 * `get_normal_KL`, `get_normal_nll` are compared with the closed forms on random inputs;
-* `ConvVAE` / `ConvResNetVAE`: the grader recomputes the reconstruction and KL terms from what `forward`
-  returns and compares them with your `loss`; it checks that your latent draws are `mu + exp(log_std) * eps`
-  and that the reconstruction term sends gradients to the encoder;
-* after training with the grader's loop (Adam, `loss(x)["total_loss"]`), the test −ELBO and the Fréchet
-  distance of `sample(n)` on classifier features are compared with the reference model's.
+* `ConvVAE` / `ConvResNetVAE`: the grader calls your `loss(x)` with hooks on `model.encoder` and `model.decoder`:
+  it records the encoder's `(mu_z, log_std_z)` and hands the decoder its own draw `mu + exp(log_std) * eps`, then
+  recomputes the reconstruction and KL terms from what your encoder and decoder returned and compares them with
+  your `loss`; it checks that the `z` your code would have decoded is `mu + exp(log_std) * eps` with fresh noise and
+  carries gradients back to the encoder;
+* after training with the grader's loop (Adam, `loss(x)["total_loss"]`), the test −ELBO (from the same kind of
+  calls, on the test set) and the Fréchet distance of `sample(n)` (its decoder fed the grader's draws of
+  $z \sim p(z)$) on classifier features are compared with the reference model's.
 
 Theory: write the derivation in the markdown cell and put each final answer in its own ```answer block as
 `key: expression` (Python syntax: `*`, `/`, `**`, `log`, `exp`, `sqrt`, `pi`); the derivations are read by a TA.
@@ -186,7 +189,8 @@ VAE_MD2 = r"""
 Now the model. The grader builds it as `ConvVAE(input_shape, n_latent=..., beta=..., n_filters=...)` (`input_shape`
 is `(C, H, W)` with `H`, `W` divisible by 4; `n_filters` is the width of the first convolution) and uses:
 
-* `model.encoder` and `model.decoder` (`nn.Module`s; the decoder takes `z` of shape `(B, n_latent)`);
+* `model.encoder` and `model.decoder` (`nn.Module`s, called as `self.encoder(...)` and `self.decoder(z)`): the encoder
+  returns `(mu_z, log_std_z)`, two `(B, n_latent)` tensors; the decoder takes `z` of shape `(B, n_latent)`;
 * `forward(x)` for `x` in $[0, 1]$ → `(mu_z, log_std_z, x_recon)`: the posterior parameters `(B, n_latent)` and the decoder
   mean $\hat x$ in the $[-1, 1]$ space, `(B, C, H, W)`, decoded from **one reparameterised draw**
   $z = \mu + e^{\log\sigma} \odot \varepsilon$, $\varepsilon \sim \mathcal{N}(0, I)$ (`torch.randn_like`);

@@ -1,35 +1,44 @@
-"""Homework 3 probes: call the student's RealNVP code (2-D and images) on the grader's inputs.
+"""Homework 3 probes: call the student's RealNVP code (2-D and images) on the host's inputs.
 
-Runs inside the sandbox, in the student's kernel, after the notebook (see docs/internals.md). Probes
-only produce data: log-determinants next to full Jacobians, reconstructions, log-densities on a grid,
-test-set latents; `checks.py` on the host turns them into points. Nothing here knows the answers.
+Runs inside the student's kernel, one query at a time (see docs/internals.md). Probes only answer:
+they call the student's objects on the arrays the host sent and return the raw outputs (latents,
+log-dets, reconstructions, log_prob values, samples). The host computes every verdict from them: it
+builds the Jacobians itself from finite differences of the answered latents, so nothing here computes
+a Jacobian, a density or a score.
 
-Inputs from the host (`data.safetensors`, made by `checks.make_inputs`):
+Inputs (made by `checks.make_inputs`; each probe receives only what its `needs` names):
 
-- `moons_train`, `moons_test` (N, 2) float32; `moons_grid` (G, 2) float32, the integration grid;
-  `points_2d` (B, 2) float64, oracle points for the invertibility / Jacobian probes;
-- `train_images`, `test_images` uint8 (N, C, H, W) on `nbins` levels (value = level index);
-  `test_u` float32 uniform noise shaped like `test_images` (the dequantization the host also uses);
-  `layer_x` float64 (B, C, H, W) and `channel_x` float64 (B, 4C, H/2, W/2), oracle inputs of the
-  coupling layers; `logit_x` float32 (1, 1, 2, 2) = (0, 1, 2, 3) / 256; `nbins` int64 (1,).
+- FD batches, float64, shuffled by the host: base points together with their partners x +- h e_d.
+  `c2d_points` (N, 2) for the 2-D layers and the perturbed flow; `c2d_eval` (N, 2) for the trained
+  2-D flow (test points mixed with integration points); `checker_x` (N, C, 4, 4) and `channel_x`
+  (N, 4C, 2, 2) for the image couplings; `img_flow_y` (dequantized test images) and `img_flow_z`
+  (latents) for the perturbed RealNVP; `img_eval` for the trained RealNVP (every dequantized test
+  image, a few of them with partners).
+- `moons_train` (N, 2) float32; `train_images` / `img_init` / `test_images` uint8 level indices
+  (N, C, H, W); `test_u` float64, the dequantization noise of `img_eval`'s test images;
+  `logit_x` float32 (1, 1, 2, 2); `nbins` int64 (1,).
 
-Parameters are perturbed before the invertibility and Jacobian probes: every coupling starts with
-s = 0 (an identity-like map), on which a wrong sign or a wrong exponent is invisible.
+Replies. Layers and perturbed flows (`c2d_layers/layer_<parity>_*`, `c2d_flow/*`,
+`img_layers/<checker|channel>_<parity>_*`, `img_flow/*`): `out` and `log_det` (per example) forward on
+the FD batch, `rec` the inverse of `out` (round trip), `inv` and `log_det_inv` the inverse on the
+batch (images: on the latent batch `img_flow_z`); image couplings also `init_log_det` (the log-det map
+before perturbation) and `zero_out` (output on zeros). Trained flows (`c2d_train/*`, `img_train/*`):
+`losses`, `z` and `log_det` on the evaluation batch, `log_prob`, `samples`.
+
+Parameters are perturbed in the kernel before the invertibility and log-det queries (every coupling
+starts with s = 0, on which a wrong sign or exponent is invisible); that is the model's state, and the
+host's checks do not depend on how large the perturbation is.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
 import torch
-from harness import ProbeContext, ProbeError, probe, train
-from torch.autograd.functional import jacobian
+from harness import ProbeContext, ProbeError, probe
 
 PERTURB_STD = 0.1  # noise added to every parameter so that s != 0
-N_JACOBIAN = 3  # images whose full Jacobian is computed (D x D each)
-N_DENSITY_CHUNK = 4096  # grid points per log_prob call
-EVAL_CHUNK = 500  # test images per forward pass
+EVAL_CHUNK = 512  # points or images per forward pass
 
 
 # --------------------------------------------------------------------------- helpers
@@ -68,18 +77,9 @@ def _module(obj: Any, what: str) -> torch.nn.Module:
     return obj
 
 
-def _jacobians(fn: Callable[[torch.Tensor], torch.Tensor], xs: torch.Tensor) -> torch.Tensor:
-    """(B, D, D) Jacobians of a per-example map, one example at a time (batch independence not assumed)."""
-    out = []
-    for x in xs:
-        jac = jacobian(lambda v: fn(v.unsqueeze(0)).reshape(-1), x)  # (D_out, *x.shape)
-        out.append(jac.reshape(jac.shape[0], -1))
-    return torch.stack(out)
-
-
 def _precise(module: torch.nn.Module, x: torch.Tensor, what: str) -> tuple[torch.nn.Module, torch.Tensor]:
-    """The module and input in float64 when the student's code runs in it, else float32 (the host then
-    compares with a float32 tolerance; it reads the precision from the saved tensors' dtype)."""
+    """The module and input in float64 when the student's code runs in it, else float32 (the host reads
+    the precision from the answers' dtype and widens its finite-difference tolerance)."""
     try:
         module = module.double()
         with torch.no_grad():
@@ -91,69 +91,71 @@ def _precise(module: torch.nn.Module, x: torch.Tensor, what: str) -> tuple[torch
         return module.float(), x.float()
 
 
-def _layer_probe(ctx: ProbeContext, layer: torch.nn.Module, x: torch.Tensor, prefix: str) -> None:
-    """Perturb a layer, run it forward and back, and save its log-dets next to autograd's Jacobians."""
-    _perturb(layer, ctx.generator(offset=len(prefix)))
-    layer, x = _precise(layer, x, prefix)
-    with torch.no_grad():
-        y, log_det = _pair(layer(x), f"{prefix}.forward(x)")
-        x_rec, _ = _pair(layer(y, invert=True), f"{prefix}.forward(y, invert=True)")
-    ctx.save(f"{prefix}_x_rec", x_rec)
-    ctx.save(f"{prefix}_log_det", _per_example(log_det, len(x), prefix))
-    ctx.save(f"{prefix}_jacobian", _jacobians(lambda v: _pair(layer(v), prefix)[0], x))
+@torch.no_grad()
+def _apply(fn: Any, x: torch.Tensor, what: str, invert: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+    """`fn(x, invert)` in chunks: outputs (N, ...) and per-example log-dets (N,)."""
+    outs, log_dets = [], []
+    for chunk in x.split(EVAL_CHUNK):
+        y, log_det = _pair(fn(chunk, invert=invert), what)
+        outs.append(y)
+        log_dets.append(_per_example(log_det, len(chunk), what))
+    return torch.cat(outs), torch.cat(log_dets)
+
+
+def _answer(
+    ctx: ProbeContext, module: torch.nn.Module, x: torch.Tensor, latents: torch.Tensor, prefix: str, what: str
+) -> None:
+    """Forward on the host's batch `x`, the inverse of that output (round trip), the inverse on `latents`."""
+    out, log_det = _apply(module, x, f"{what}.forward(x)")
+    rec, _ = _apply(module, out, f"{what}.forward(y, invert=True)", invert=True)
+    inv, log_det_inv = _apply(module, latents.to(x.dtype), f"{what}.forward(z, invert=True)", invert=True)
+    replies = {"out": out, "log_det": log_det, "rec": rec, "inv": inv, "log_det_inv": log_det_inv}
+    for key, value in replies.items():
+        ctx.save(f"{prefix}{key}", value)
 
 
 # --------------------------------------------------------------------------- RealNVP on 2-D data
 
 
-@probe("c2d_layers")
+@probe("c2d_layers", needs=("c2d_points",))
 def c2d_layers(ctx: ProbeContext) -> None:
-    """Both parities of AffineCouplingLayer: round trip and log-det vs Jacobian on oracle points."""
+    """Both parities of a perturbed AffineCouplingLayer on the host's FD batch."""
     cls = ctx.get("AffineCouplingLayer")
-    x = ctx.data["points_2d"].to(torch.float64)
     for parity in (True, False):
+        name = f"layer_{str(parity).lower()}"
         torch.manual_seed(ctx.seed)
         layer = _module(cls(parity, _hiddens(ctx.budget)), "AffineCouplingLayer(...)")
-        _layer_probe(ctx, layer, x, f"layer_{str(parity).lower()}")
+        _perturb(layer, ctx.generator(offset=len(name)))
+        layer, x = _precise(layer, ctx.data["c2d_points"], f"AffineCouplingLayer({parity})")
+        _answer(ctx, layer, x, x, f"{name}_", f"AffineCouplingLayer({parity})")
 
 
-@probe("c2d_flow")
+@probe("c2d_flow", needs=("c2d_points",))
 def c2d_flow(ctx: ProbeContext) -> None:
-    """A perturbed RealNVP2D in float64: round trip, inverse log-det, log-det vs Jacobian."""
+    """A perturbed RealNVP2D on the host's FD batch."""
     cls = ctx.get("RealNVP2D")
     torch.manual_seed(ctx.seed)
     flow = _module(cls(int(ctx.budget["n_layers"]), _hiddens(ctx.budget)), "RealNVP2D(...)")
     _perturb(flow, ctx.generator())
-    flow, x = _precise(flow, ctx.data["points_2d"], "RealNVP2D.forward(x)")
-    with torch.no_grad():
-        z, log_det = _pair(flow(x), "RealNVP2D.forward(x)")
-        x_rec, log_det_inv = _pair(flow(z, invert=True), "RealNVP2D.forward(z, invert=True)")
-    ctx.save("log_det", _per_example(log_det, len(x), "RealNVP2D.forward"))
-    ctx.save("x_rec", x_rec)
-    ctx.save("log_det_inv", _per_example(log_det_inv, len(x), "RealNVP2D.forward(invert=True)"))
-    ctx.save("jacobian", _jacobians(lambda v: _pair(flow(v), "RealNVP2D.forward")[0], x))
+    flow, x = _precise(flow, ctx.data["c2d_points"], "RealNVP2D")
+    _answer(ctx, flow, x, x, "", "RealNVP2D")
 
 
-@probe("c2d_train")
+@probe("c2d_train", needs=("moons_train", "c2d_eval"))
 def c2d_train(ctx: ProbeContext) -> None:
-    """Train RealNVP2D with the grader's loop; log_prob on the test set and on the host's grid; samples."""
+    """Train RealNVP2D with the grader's loop; then latents, log-dets and log_prob on the host's batch
+    (test and integration points with their FD partners), and samples."""
     cls = ctx.get("RealNVP2D")
     b = ctx.budget
     torch.manual_seed(ctx.seed)
     flow = _module(cls(int(b["n_layers"]), _hiddens(b)), "RealNVP2D(...)")
-    losses = train(
-        flow,
-        ctx.data["moons_train"],
-        steps=int(b["steps"]),
-        batch_size=int(b["batch_size"]),
-        lr=float(b["lr"]),
-        seed=ctx.seed,
-    )
-    ctx.save("losses", torch.tensor(losses))
+    ctx.train(flow, ctx.data["moons_train"])
+    flow, x = _precise(flow, ctx.data["c2d_eval"], "RealNVP2D")
+    z, log_det = _apply(flow, x, "RealNVP2D.forward(x)")
+    ctx.save("z", z)
+    ctx.save("log_det", log_det)
     with torch.no_grad():
-        ctx.save("test_log_prob", flow.log_prob(ctx.data["moons_test"]).reshape(-1))
-        grid = ctx.data["moons_grid"]
-        ctx.save("grid_log_prob", torch.cat([flow.log_prob(c).reshape(-1) for c in grid.split(N_DENSITY_CHUNK)]))
+        ctx.save("log_prob", torch.cat([flow.log_prob(c).reshape(-1) for c in x.split(EVAL_CHUNK)]))
         torch.manual_seed(ctx.seed + 1)
         ctx.save("samples", flow.sample(int(b["n_samples"])))
 
@@ -167,7 +169,7 @@ def _levels(ctx: ProbeContext, key: str) -> torch.Tensor:
     return ctx.data[key].to(torch.float32) / (nbins - 1)
 
 
-@probe("img_logit")
+@probe("img_logit", needs=("logit_x",))
 def img_logit(ctx: ProbeContext) -> None:
     """LogitTransform(0.05) on x = (0, 1, 2, 3) / 256, and back."""
     logit = _module(ctx.get("LogitTransform")(0.05), "LogitTransform(0.05)")
@@ -180,13 +182,13 @@ def img_logit(ctx: ProbeContext) -> None:
     ctx.save("x_rec", x_rec.reshape(-1))
 
 
-@probe("img_layers")
+@probe("img_layers", needs=("checker_x", "channel_x"))
 def img_layers(ctx: ProbeContext) -> None:
-    """Checkerboard and channel couplings: the log-scale at init, then round trips and Jacobians."""
+    """Checkerboard and channel couplings: the log-scale at init, then (perturbed) the FD batch answers."""
     checker = ctx.get("AffineCheckerboardCouplingLayer")
     channel = ctx.get("AffineChannelCouplingLayer")
     b = ctx.budget
-    x, xc = ctx.data["layer_x"].to(torch.float64), ctx.data["channel_x"].to(torch.float64)
+    x, xc = ctx.data["checker_x"], ctx.data["channel_x"]
     c, h, w = x.shape[1:]
     for parity in (True, False):
         name = str(parity).lower()
@@ -198,91 +200,63 @@ def img_layers(ctx: ProbeContext) -> None:
                     "AffineCheckerboardCouplingLayer(...)",
                 ),
                 x,
+                f"AffineCheckerboardCouplingLayer({parity})",
             ),
             f"channel_{name}": (
                 _module(
                     channel(parity, 4 * c, int(b["n_filters"]), int(b["n_blocks"])), "AffineChannelCouplingLayer(...)"
                 ),
                 xc,
+                f"AffineChannelCouplingLayer({parity})",
             ),
         }
-        for prefix, (layer, inp) in layers.items():
-            layer, inp = _precise(layer, inp, prefix)
+        for prefix, (layer, inp, what) in layers.items():
+            layer, inp = _precise(layer, inp, what)
             with torch.no_grad():
-                _, log_s = _pair(layer(inp), f"{prefix}.forward(x)")
-                y0, _ = _pair(layer(torch.zeros_like(inp)), f"{prefix}.forward(0)")
+                _, log_s = _pair(layer(inp), f"{what}.forward(x)")
+                y0, _ = _pair(layer(torch.zeros_like(inp)), f"{what}.forward(0)")
             ctx.save(f"{prefix}_init_log_det", log_s)
             ctx.save(f"{prefix}_zero_out", y0)
-            _layer_probe(ctx, layer, inp, prefix)
-            with torch.no_grad():
-                ctx.save(f"{prefix}_y", _pair(layer(inp), prefix)[0])
+            _perturb(layer, ctx.generator(offset=len(prefix)))
+            _answer(ctx, layer, inp, inp, f"{prefix}_", what)
 
 
-def _build_flow(ctx: ProbeContext) -> torch.nn.Module:
+def _build_flow(ctx: ProbeContext, shape: tuple[int, ...]) -> torch.nn.Module:
     b = ctx.budget
-    images = ctx.data["train_images"]
     torch.manual_seed(ctx.seed)
     return _module(
-        ctx.get("RealNVP")(
-            tuple(images.shape[-2:]),
-            images.shape[1],
-            int(b["n_filters"]),
-            int(b["n_blocks"]),
-            int(ctx.data["nbins"][0]),
-        ),
+        ctx.get("RealNVP")(shape[-2:], shape[0], int(b["n_filters"]), int(b["n_blocks"]), int(ctx.data["nbins"][0])),
         "RealNVP(...)",
     )
 
 
-def _dequantized(ctx: ProbeContext) -> torch.Tensor:
-    nbins = int(ctx.data["nbins"][0])
-    return (ctx.data["test_images"].to(torch.float32) + ctx.data["test_u"]) / nbins
-
-
-@probe("img_flow")
+@probe("img_flow", needs=("img_init", "img_flow_y", "img_flow_z", "nbins"))
 def img_flow(ctx: ProbeContext) -> None:
-    """A whole RealNVP (ActNorm initialised on a batch, then perturbed) in float64: round trip on test
-    images, inverse log-det, and log-det vs autograd's Jacobian (logit included) on a few of them."""
-    flow = _build_flow(ctx)
+    """A whole RealNVP (ActNorm initialised on a batch, then perturbed): forward and round trip on the
+    dequantized-image FD batch, inverse on the latent FD batch."""
+    flow = _build_flow(ctx, tuple(ctx.data["img_init"].shape[1:]))
     with torch.no_grad():
-        flow.loss(_levels(ctx, "train_images")[:64])  # data-dependent ActNorm initialisation
+        flow.loss(_levels(ctx, "img_init"))  # data-dependent ActNorm initialisation
     _perturb(flow, ctx.generator())
-    flow, y = _precise(flow, _dequantized(ctx)[: 4 * N_JACOBIAN], "RealNVP.forward(y)")
-    with torch.no_grad():
-        z, log_det = _pair(flow(y), "RealNVP.forward(y)")
-        y_rec, log_det_inv = _pair(flow(z, invert=True), "RealNVP.forward(z, invert=True)")
-    ctx.save("log_det", _per_example(log_det, len(y), "RealNVP.forward"))
-    ctx.save("y_rec", y_rec)
-    ctx.save("log_det_inv", _per_example(log_det_inv, len(y), "RealNVP.forward(invert=True)"))
-    ctx.save("jacobian", _jacobians(lambda v: _pair(flow(v), "RealNVP.forward")[0], y[:N_JACOBIAN]))
+    flow, y = _precise(flow, ctx.data["img_flow_y"], "RealNVP")
+    _answer(ctx, flow, y, ctx.data["img_flow_z"], "", "RealNVP")
 
 
-@probe("img_train")
+@probe("img_train", needs=("train_images", "img_eval", "test_images", "test_u", "nbins"))
 def img_train(ctx: ProbeContext) -> None:
-    """Train RealNVP with the grader's loop; latents, log-dets and log_prob on dequantized test images."""
-    flow = _build_flow(ctx)
-    b = ctx.budget
-    losses = train(
-        flow,
-        _levels(ctx, "train_images"),
-        steps=int(b["steps"]),
-        batch_size=int(b["batch_size"]),
-        lr=float(b["lr"]),
-        seed=ctx.seed,
-    )
-    ctx.save("losses", torch.tensor(losses))
-    x, u, y = _levels(ctx, "test_images"), ctx.data["test_u"], _dequantized(ctx)
-    zs, log_dets, log_probs = [], [], []
+    """Train RealNVP with the grader's loop; latents and log-dets on the host's batch of dequantized test
+    images (some with FD partners), log_prob(x, u) on the test images, and samples."""
+    flow = _build_flow(ctx, tuple(ctx.data["train_images"].shape[1:]))
+    ctx.train(flow, _levels(ctx, "train_images"))
+    flow, y = _precise(flow, ctx.data["img_eval"], "RealNVP")
+    z, log_det = _apply(flow, y, "RealNVP.forward(y)")
+    ctx.save("z", z)
+    ctx.save("log_det", log_det)
+    x, u = _levels(ctx, "test_images").to(y.dtype), ctx.data["test_u"].to(y.dtype)
     with torch.no_grad():
-        for start in range(0, len(x), EVAL_CHUNK):
-            chunk = slice(start, start + EVAL_CHUNK)
-            z, log_det = _pair(flow(y[chunk]), "RealNVP.forward(y)")
-            zs.append(z)
-            log_dets.append(_per_example(log_det, len(z), "RealNVP.forward"))
-            log_probs.append(flow.log_prob(x[chunk], u[chunk]).reshape(-1))
-    ctx.save("z", torch.cat(zs))
-    ctx.save("log_det", torch.cat(log_dets))
-    ctx.save("log_prob", torch.cat(log_probs))
-    with torch.no_grad():
+        log_prob = [
+            flow.log_prob(xc, uc).reshape(-1) for xc, uc in zip(x.split(EVAL_CHUNK), u.split(EVAL_CHUNK), strict=True)
+        ]
+        ctx.save("log_prob", torch.cat(log_prob))
         torch.manual_seed(ctx.seed + 1)
-        ctx.save("samples", flow.sample(int(b["n_samples"])))
+        ctx.save("samples", flow.sample(int(ctx.budget["n_samples"])))

@@ -11,8 +11,11 @@ keeps the reply that comes back on the kernel's message channel. Writes `out/exe
 if it arrived for the query that asked for it, within its time limit.
 
 nbclient has no cap on outputs and waits forever on a cell that ignores interrupts: this runner caps
-every output message per cell (display updates included) and kills the kernel when a timed-out cell
-does not stop within a grace period; later cells are then reported `not_run`.
+every output message per cell (display updates included, counted once per output they rewrite) and
+kills the kernel when a timed-out cell does not stop within a grace period; later cells are then
+reported `not_run`. Every message comes from the student's kernel and may be malformed on purpose: a
+message nbclient cannot digest is dropped, and a cell whose messages break nbclient stops the kernel
+(the student's failure, reported as such, never a crash of this process).
 """
 
 from __future__ import annotations
@@ -20,19 +23,21 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
+import contextlib
 import json
+import math
 import os
 import secrets
 import shutil
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import nbformat
 from jupyter_client.manager import AsyncKernelManager
 from nbclient import NotebookClient
-from nbclient.exceptions import DeadKernelError
+from nbclient.exceptions import CellExecutionComplete, DeadKernelError
 
 HERE = Path(__file__).resolve().parent  # /opt/dgm inside the sandbox
 OUT = Path("out")
@@ -42,7 +47,10 @@ WORK = Path("work")  # the kernel's home and cwd: the only place it may write be
 RUNTIME = Path("runtime")  # kernel spec and connection file
 REPLY_MIME = "application/vnd.dgm.reply+json"
 KILL_GRACE_S = 10.0  # how long a timed-out cell gets to honour the interrupt before the kernel is killed
-MAX_REPLY_BYTES = 256 * 2**20
+MAX_REPLY_BYTES = 256 * 2**20  # one reply's tensors
+MAX_TOTAL_REPLY_BYTES = 2 * 2**30  # all replies of a run, which the host loads (collect.py has the same cap)
+MAX_VALUES = 1000  # JSON scalars per reply
+OUTPUT_TYPES = ("stream", "display_data", "update_display_data", "execute_result", "error", "clear_output")
 
 # Runs first in the kernel. A print loop must cost time, not memory: IPython 9 copies every byte a
 # cell prints into its in-memory history (InteractiveShell._tee) and ipykernel queues whole buffers on
@@ -104,16 +112,43 @@ class Orchestrator(NotebookClient):
         self.truncated: set[int] = set()
         self.token: str | None = None  # the query being answered
         self.reply: dict[str, Any] | None = None
+        self.reply_bytes = 0  # the replies' tensors written so far
+
+    @property
+    def kernel(self) -> AsyncKernelManager:
+        """The student's kernel's manager (nbclient types it loosely: sync or async, or not yet made)."""
+        return cast(AsyncKernelManager, self.km)
 
     def process_message(self, msg: dict, cell: nbformat.NotebookNode, cell_index: int) -> Any:
+        """nbclient's, capped; a message it cannot digest (the kernel crafted it) is dropped."""
+        try:
+            return self._process(msg, cell, cell_index)
+        except CellExecutionComplete:
+            raise
+        except Exception:
+            return None
+
+    def _process(self, msg: dict, cell: nbformat.NotebookNode, cell_index: int) -> Any:
         msg_type = msg["msg_type"]
-        if msg_type not in ("stream", "display_data", "update_display_data", "execute_result", "error"):
+        content = msg["content"]
+        if msg_type.startswith("comm"):
+            return None  # no widgets: nbclient would keep their state in memory, uncapped
+        if not isinstance(content.get("execution_count"), int | None):
+            return None  # nbclient copies it into the cell, whatever the message, uncapped
+        if msg_type not in OUTPUT_TYPES:
             return super().process_message(msg, cell, cell_index)
-        data = msg.get("content", {}).get("data")
+        data = content.get("data")
         if isinstance(data, dict) and REPLY_MIME in data:
             self._take_reply(data[REPLY_MIME])
             return None
-        size = len(json.dumps(msg.get("content", {}), default=str))
+        transient = content.get("transient")
+        display_id = transient.get("display_id") if isinstance(transient, dict) else None
+        if self.token is not None and (display_id is not None or msg_type == "clear_output"):
+            return None  # a query's output is discarded with its cell; it may not rewrite the notebook's
+        # A display update rewrites every output shown under its id, in any cell: count each copy.
+        shown = sum(len(v) for v in self._display_id_map.get(display_id, {}).values()) if display_id else 0
+        copies = max(shown, 1) if msg_type == "update_display_data" else shown + 1
+        size = len(json.dumps(content, default=str)) * copies
         used = self.used.get(cell_index, 0) + size
         self.used[cell_index] = used
         if used > self.cap:  # covers display updates, which nbclient applies outside `output`
@@ -123,6 +158,14 @@ class Orchestrator(NotebookClient):
                 cell.outputs.append(nbformat.v4.new_output("stream", name="stderr", text=note))
             return None
         return super().process_message(msg, cell, cell_index)
+
+    def _update_display_id(self, display_id: str, msg: dict[str, Any]) -> None:
+        """nbclient's, without targets that no longer exist (a removed cell, cleared outputs)."""
+        cells = self.nb["cells"]
+        for cell_idx, indices in self._display_id_map.get(display_id, {}).items():
+            outputs = cells[cell_idx].get("outputs", []) if 0 <= cell_idx < len(cells) else []
+            indices[:] = [i for i in indices if 0 <= i < len(outputs) and "data" in outputs[i]]
+        super()._update_display_id(display_id, msg)
 
     def _take_reply(self, reply: Any) -> None:
         """Keep the first well-formed reply that carries the current query's token."""
@@ -139,10 +182,10 @@ class Orchestrator(NotebookClient):
         async def watchdog() -> None:
             await asyncio.sleep(timeout)
             fired.append("interrupted")
-            await self.km.interrupt_kernel()
+            await self.kernel.interrupt_kernel()
             await asyncio.sleep(KILL_GRACE_S)
             fired.append("killed")
-            await self.km.shutdown_kernel(now=True)
+            await self.kernel.shutdown_kernel(now=True)
 
         dog = asyncio.ensure_future(watchdog())
         try:
@@ -151,6 +194,11 @@ class Orchestrator(NotebookClient):
             if fired:
                 return "timeout", f"exceeded {timeout:g} s and ignored the interrupt; the kernel was stopped"
             return "kernel_died", str(exc)[:500]
+        except Exception as exc:  # nbclient choked on a message the kernel crafted (see the module doc)
+            dog.cancel()
+            with contextlib.suppress(Exception):  # it may be gone already
+                await self.kernel.shutdown_kernel(now=True)
+            return "error", f"the kernel sent a malformed message ({type(exc).__name__}); the kernel was stopped"
         finally:
             dog.cancel()
         if fired:
@@ -179,9 +227,25 @@ def kernel_spec(kernel_uid: int | None) -> dict[str, Any]:
     }
 
 
-def _save_reply(reply: dict[str, Any], number: int) -> dict[str, Any]:
-    """The record of one query's reply for status.json; its tensors go to out/replies/<number>."""
-    record = {k: reply.get(k) for k in ("status", "message", "values")}
+def _scalar(value: Any) -> bool:
+    if isinstance(value, float):
+        return math.isfinite(value)
+    return isinstance(value, bool | int) or (isinstance(value, str) and len(value) <= 2000)
+
+
+def _save_reply(client: Orchestrator, reply: dict[str, Any], number: int) -> dict[str, Any]:
+    """The record of one query's reply for status.json; its tensors go to out/replies/<number>.
+
+    A malformed reply fails its own query only. The tensors of all replies together are capped, since
+    the host loads them.
+    """
+    status, message, values = reply.get("status"), reply.get("message") or "", reply.get("values") or {}
+    if status not in ("ok", "error") or not isinstance(message, str) or not isinstance(values, dict):
+        return {"status": "error", "message": "malformed reply"}
+    scalars = all(isinstance(k, str) and len(k) <= 200 and _scalar(v) for k, v in values.items())
+    if len(values) > MAX_VALUES or not scalars:
+        return {"status": "error", "message": "malformed reply: values must be at most 1000 finite JSON scalars"}
+    record: dict[str, Any] = {"status": status, "message": message[:4000], "values": values}
     encoded = reply.get("tensors") or ""
     if not isinstance(encoded, str) or len(encoded) > MAX_REPLY_BYTES * 4 // 3 + 4:
         return {"status": "error", "message": "the reply's tensors are too large or malformed"}
@@ -189,7 +253,10 @@ def _save_reply(reply: dict[str, Any], number: int) -> dict[str, Any]:
         raw = base64.b64decode(encoded, validate=True)
     except (binascii.Error, ValueError):
         return {"status": "error", "message": "the reply's tensors are not valid base64"}
+    if client.reply_bytes + len(raw) > MAX_TOTAL_REPLY_BYTES:
+        return {"status": "error", "message": f"the replies' tensors exceed {MAX_TOTAL_REPLY_BYTES} bytes in all"}
     if raw:
+        client.reply_bytes += len(raw)
         (OUT / "replies").mkdir(exist_ok=True)
         (OUT / "replies" / f"{number}.safetensors").write_bytes(raw)
         record["tensors"] = f"{number}.safetensors"
@@ -207,12 +274,10 @@ async def _ask(client: Orchestrator, query: dict[str, Any], number: int) -> dict
         shutil.copyfile(INPUTS / f"{query['file']}.safetensors", shown[1])
     for path in shown:
         path.chmod(0o644)
-    cell = nbformat.v4.new_code_cell(QUERY_CELL.format(here=str(HERE), path=str((QUERIES / token).resolve())))
-    client.nb.cells.append(cell)
     client.token, client.reply = token, None
     start = time.monotonic()
-    outcome, detail = await client.run_cell(cell, len(client.nb.cells) - 1, float(query["timeout_s"]))
-    client.nb.cells.pop()
+    query_cell = QUERY_CELL.format(here=str(HERE), path=str((QUERIES / token).resolve()))
+    outcome, detail = await _run_scratch(client, query_cell, float(query["timeout_s"]))
     client.token = None
     for path in shown:
         path.unlink()
@@ -221,7 +286,24 @@ async def _ask(client: Orchestrator, query: dict[str, Any], number: int) -> dict
         return record | {"status": "timeout", "message": f"probe {detail}"}
     if client.reply is None:
         return record | {"status": "error", "message": f"no answer: {detail or 'the kernel sent no reply'}"}
-    return record | _save_reply(client.reply, number)
+    return record | _save_reply(client, client.reply, number)
+
+
+async def _run_scratch(client: Orchestrator, source: str, timeout: float) -> tuple[str, str]:
+    """Run a cell of ours (setup, a query) after the notebook's cells, then remove it again.
+
+    The notebook's cells keep their indices, which nbclient's display-id map refers to.
+    """
+    cell = nbformat.v4.new_code_cell(source)
+    client.nb.cells.append(cell)
+    index = len(client.nb.cells) - 1
+    client.used.pop(index, None)
+    client.truncated.discard(index)
+    try:
+        return await client.run_cell(cell, index, timeout)
+    finally:
+        client.nb.cells.pop()
+        client.clear_display_id_mapping(index)
 
 
 async def run(config: dict[str, Any], nb: nbformat.NotebookNode) -> None:
@@ -232,7 +314,6 @@ async def run(config: dict[str, Any], nb: nbformat.NotebookNode) -> None:
     (spec_dir / "kernel.json").write_text(json.dumps(kernel_spec(int(kernel_uid) if kernel_uid else None)))
     os.environ["JUPYTER_PATH"] = str(RUNTIME.resolve())
     os.environ["JUPYTER_RUNTIME_DIR"] = str(RUNTIME.resolve())
-    nb.cells.insert(0, nbformat.v4.new_code_cell(SETUP_CELL.format(cap=cap // 2), metadata={"dgm": {"id": "_setup"}}))
     client = Orchestrator(
         nb,
         cap=cap,
@@ -245,11 +326,16 @@ async def run(config: dict[str, Any], nb: nbformat.NotebookNode) -> None:
         resources={"metadata": {"path": str(WORK.resolve())}},
     )
     cells: list[dict[str, Any]] = []
-    queries: list[dict[str, Any]] = []
+    # Every query is listed from the start: one this run never asked (it was cut short) fails its probe.
+    queries = [
+        {k: query[k] for k in ("probe", "step", "stepped")} | {"status": "skipped", "message": "the run ended first"}
+        for query in config["queries"]
+    ]
     status: dict[str, Any] = {"cells": cells, "queries": queries, "kernel_died": False, "complete": False}
-    dead = False
     start = time.monotonic()
     async with client.async_setup_kernel():
+        outcome, detail = await _run_scratch(client, SETUP_CELL.format(cap=cap // 2), float(config["wall_s"]))
+        dead = outcome == "kernel_died" or "kernel was stopped" in detail
         for index, cell in enumerate(list(nb.cells)):
             if cell.cell_type != "code":
                 continue
@@ -257,34 +343,39 @@ async def run(config: dict[str, Any], nb: nbformat.NotebookNode) -> None:
             if dead:
                 outcome, detail = "not_run", "the kernel had stopped"
             else:
-                timeout = float(config["wall_s"] if index == 0 else config["cell_timeout_s"])
-                outcome, detail = await client.run_cell(cell, index, timeout)
+                outcome, detail = await client.run_cell(cell, index, float(config["cell_timeout_s"]))
                 dead = outcome == "kernel_died" or "kernel was stopped" in detail
-            if index > 0:  # our setup cell; indices are those of the grading notebook
-                truncated = index in client.truncated
-                cells.append(
-                    {"index": index - 1, "id": cell_id, "status": outcome, "detail": detail, "truncated": truncated}
-                )
-        nb.cells.pop(0)
+            truncated = index in client.truncated
+            cells.append({"index": index, "id": cell_id, "status": outcome, "detail": detail, "truncated": truncated})
         _write(nb, status | {"kernel_died": dead})
         for number, query in enumerate(config["queries"]):
             if dead:
-                skipped = {"status": "skipped", "message": "the kernel had stopped"}
-                queries.append({k: query[k] for k in ("probe", "step", "stepped")} | skipped)
+                queries[number] |= {"message": "the kernel had stopped"}
                 continue
             record = await _ask(client, query, number)
-            queries.append(record)
-            dead = "kernel was stopped" in record.get("message", "") or not await client.km.is_alive()
+            queries[number] = record
+            dead = "kernel was stopped" in record.get("message", "") or not await client.kernel.is_alive()
             _write(None, status | {"kernel_died": dead})
     _write(nb, status | {"kernel_died": dead, "complete": True, "duration_s": round(time.monotonic() - start, 3)})
 
 
 def _write(nb: nbformat.NotebookNode | None, status: dict[str, Any]) -> None:
-    """Replace out/status.json (and out/executed.ipynb) atomically: the host may read them at any point."""
+    """Replace out/status.json (and out/executed.ipynb) atomically: the host may read them at any point.
+
+    Texts from the kernel may hold lone surrogates (valid JSON escapes, not UTF-8): they become "?".
+    """
     if nb is not None:
-        nbformat.write(nb, str(OUT / "executed.ipynb.tmp"))
+        try:
+            text = nbformat.writes(nb)
+        except Exception:  # outputs nbformat cannot serialise (nested too deep, ...): keep the code only
+            for cell in nb.cells:
+                if cell.cell_type == "code":
+                    note = "[outputs dropped by the grader: they could not be saved]\n"
+                    cell.outputs = [nbformat.v4.new_output("stream", name="stderr", text=note)]
+            text = nbformat.writes(nb)
+        (OUT / "executed.ipynb.tmp").write_bytes(text.encode("utf-8", errors="replace"))
         os.replace(OUT / "executed.ipynb.tmp", OUT / "executed.ipynb")
-    (OUT / "status.json.tmp").write_text(json.dumps(status))
+    (OUT / "status.json.tmp").write_bytes(json.dumps(status, ensure_ascii=False).encode("utf-8", errors="replace"))
     os.replace(OUT / "status.json.tmp", OUT / "status.json")
 
 

@@ -18,7 +18,8 @@ import torch
 import yaml
 
 from grader import Report, grade, load_assignment
-from grader.checks import find_checks
+from grader.checks import CheckContext, find_checks
+from grader.collect import Artifacts, ProbeRecord
 
 pytestmark = [pytest.mark.xdist_group("hw2"), pytest.mark.slow]
 
@@ -132,38 +133,41 @@ def test_messages_name_the_mistake(reports: dict[str, Report]) -> None:
     assert "missing 1/2" in _auto(reports["vae_kl_missing_half.ipynb"])["vae_elbo"][2]
     assert "log-variance" in _auto(reports["vae_sampling_log_var_as_log_std.ipynb"])["vae_reparam"][2]
     assert "no gradient to the encoder" in _auto(reports["vae_reparam_detached.ipynb"])["vae_reparam"][2]
+    assert "is the shortcut added" in _auto(reports["resnet_block_no_shortcut.ipynb"])["resnet_blocks"][2]
 
 
 # ---------------------------------------------------------------- host-side checks on synthetic outputs
 
 
-def _context(values: dict, tensors: dict[str, np.ndarray], probe: str):
-    from grader.checks import CheckContext
-    from grader.collect import Artifacts, ProbeRecord
-
-    artifacts = Artifacts(probes={probe: ProbeRecord(status="ok", values=values)}, tensors=tensors)
-    return CheckContext(inputs={}, seed=0, profile="ci", artifacts=artifacts, budgets={}, baselines={})
+def _context(
+    probes: dict[str, dict], tensors: dict[str, np.ndarray], inputs: dict[str, np.ndarray], budgets: dict | None = None
+) -> CheckContext:
+    records = {name: ProbeRecord(status="ok", values=values) for name, values in probes.items()}
+    artifacts = Artifacts(probes=records, tensors=tensors)
+    return CheckContext(inputs=inputs, seed=0, profile="ci", artifacts=artifacts, budgets=budgets or {}, baselines={})
 
 
 @pytest.mark.parametrize(
-    ("spread", "grads", "fraction", "words"),
+    ("spread", "reaches", "fraction", "words"),
     [
-        (lambda ls: np.exp(ls), (1.0, 1.0), 1.0, "draws"),
-        (lambda ls: np.exp(ls / 2), (1.0, 1.0), 0.0, "log-variance"),
-        (lambda ls: 0 * ls, (1.0, 1.0), 0.0, "same in every forward pass"),
-        (lambda ls: np.exp(ls), (0.0, 1.0), 0.0, "no gradient to the encoder"),
+        (lambda ls: np.exp(ls), True, 1.0, "draws"),
+        (lambda ls: np.exp(ls / 2), True, 0.0, "log-variance"),
+        (lambda ls: 0 * ls, True, 0.0, "z = mu_z"),
+        (lambda ls: np.exp(ls), False, 0.0, "no gradient to the encoder"),
     ],
 )
-def test_reparam_check_on_synthetic_draws(spread, grads, fraction: float, words: str) -> None:
+def test_reparam_check_on_synthetic_draws(spread, reaches: bool, fraction: float, words: str) -> None:
+    """The student's own z in the fresh model's call (the trained model's calls are absent here)."""
     checks = load_assignment("hw2").load_checks()
     rng = np.random.default_rng(0)
-    mu = np.repeat(rng.normal(size=(1, 8, 16)), 64, axis=0).astype(np.float32)  # (draws, B, L)
-    log_std = np.repeat(rng.uniform(-3.5, -1.0, size=(1, 8, 16)), 64, axis=0).astype(np.float32)
+    n = checks.ELBO_BATCH
+    mu = rng.normal(size=(n, 16)).astype(np.float32)
+    log_std = rng.uniform(-3.5, -1.0, size=(n, 16)).astype(np.float32)
     z = (mu + spread(log_std) * rng.normal(size=mu.shape)).astype(np.float32)
-    values = {"encoder_grad": grads[0], "decoder_grad": grads[1], "trained": True}
-    ctx = _context(
-        values, {"vae_reparam/mu_z": mu, "vae_reparam/log_std_z": log_std, "vae_reparam/z": z}, "vae_reparam"
-    )
+    values = {"z_reaches_mu": reaches, "z_reaches_log_std": reaches}
+    tensors = {"vae_elbo/mu_z": mu, "vae_elbo/log_std_z": log_std, "vae_elbo/z": z}
+    tensors["vae_elbo/x_recon"] = np.zeros((n, 3, 4, 4), np.float32)
+    ctx = _context({"vae_elbo": values}, tensors, {"elbo_images": np.zeros((n, 3, 4, 4), np.float32)})
     result = checks.vae_reparam(ctx)
     assert result.fraction == fraction
     assert words in result.message
@@ -171,9 +175,6 @@ def test_reparam_check_on_synthetic_draws(spread, grads, fraction: float, words:
 
 @pytest.mark.parametrize(("collapsed", "active"), [(True, 0), (False, 16)])
 def test_nll_metric_reports_posterior_collapse(collapsed: bool, active: int) -> None:
-    from grader.checks import CheckContext
-    from grader.collect import Artifacts, ProbeRecord
-
     checks = load_assignment("hw2").load_checks()
     rng = np.random.default_rng(0)
     test = rng.uniform(0, 1, size=(40, 3, 8, 8)).astype(np.float32)
@@ -183,16 +184,10 @@ def test_nll_metric_reports_posterior_collapse(collapsed: bool, active: int) -> 
         "vae_train/mu_z": mu.astype(np.float32),
         "vae_train/log_std_z": np.zeros((40, 16), np.float32),
         "vae_train/x_recon": x_recon.astype(np.float32),
+        "vae_train/z": mu.astype(np.float32),
+        "vae_train/losses": np.ones(3, np.float32),
     }
-    artifacts = Artifacts(probes={"vae_train": ProbeRecord(status="ok")}, tensors=tensors)
-    ctx = CheckContext(
-        inputs={"test_images": test},
-        seed=0,
-        profile="ci",
-        artifacts=artifacts,
-        budgets={"vae_train": {"steps": 1}},
-        baselines={},
-    )
+    ctx = _context({"vae_train": {}}, tensors, {"test_images": test}, {"vae_train": {"steps": 3}})
     result = checks.vae_nll(ctx)
     assert result.details["active_units"] == active
     assert ("posterior collapse" in result.message) == collapsed

@@ -1,9 +1,13 @@
+import os
+import signal
+import subprocess
+import sys
 import time
+from pathlib import Path
 
 import pytest
 import sympy
 
-from grader import theory
 from grader.errors import AssignmentError, GraderError
 from grader.theory import (
     MAX_ANSWER_CHARS,
@@ -12,6 +16,7 @@ from grader.theory import (
     extract_answers,
     grade_answer,
     parse_expression,
+    worker,
 )
 
 EPS_M = ["eps", "m"]
@@ -153,8 +158,8 @@ def test_a_hanging_symbolic_check_is_killed_and_numbers_decide(
 ) -> None:
     # The worker is forked from this process, so it runs the patched function: a stand-in for
     # sympy stuck in a minimal-polynomial computation.
-    theory._WORKER._stop()
-    monkeypatch.setattr(theory, "_symbolically_equal", _hang)
+    worker._WORKER.stop()
+    monkeypatch.setattr(worker, "_symbolically_equal", _hang)
     try:
         start = time.perf_counter()
         assert equivalent("(1 - eps)^2", "1 - 2*eps + eps^2", EPS_M, timeout_s=0.5)
@@ -162,20 +167,153 @@ def test_a_hanging_symbolic_check_is_killed_and_numbers_decide(
         assert time.perf_counter() - start < 5
         assert "overran 0.5 s" in caplog.text
     finally:
-        theory._WORKER._stop()
+        worker._WORKER.stop()
 
 
 def test_symbolic_worker_is_reused() -> None:
     assert equivalent("1/(1 - eps)", "(1 + eps)/(1 - eps^2)", EPS_M)  # starts the worker
-    proc = theory._WORKER._proc
+    proc = worker._WORKER._proc
     assert proc is not None and proc.is_alive()
     assert equivalent("(eps + m)^2", "eps^2 + 2*eps*m + m^2", EPS_M)
-    assert theory._WORKER._proc is proc
+    assert worker._WORKER._proc is proc
+
+
+_HOST = """
+import sys, time
+from grader.theory import answers_equivalent, parse_expression, worker
+s = ["m"]
+assert answers_equivalent(parse_expression("1/(1 - m)", s), parse_expression("(1 + m)/(1 - m^2)", s), symbols=s)
+print(worker._WORKER._proc.pid, flush=True)
+if sys.argv[1] == "wait":
+    time.sleep(60)
+"""
+
+
+def _running(pid: int) -> bool:
+    """Whether `pid` is alive; a zombie (killed, not yet reaped by an init that may never reap) is not."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except FileNotFoundError:
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] != "Z"
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
+@pytest.mark.parametrize("ending", ["sigterm", "exit"])
+def test_the_worker_does_not_outlive_its_host(ending: str) -> None:
+    # The worker once survived a SIGTERM to the host: it held the host's end of its own pipe.
+    repo = Path(__file__).resolve().parents[2]
+    mode = "wait" if ending == "sigterm" else "exit"
+    host = subprocess.Popen([sys.executable, "-c", _HOST, mode], cwd=repo, stdout=subprocess.PIPE, text=True)
+    assert host.stdout is not None
+    pid = int(host.stdout.readline())
+    try:
+        if ending == "sigterm":
+            host.send_signal(signal.SIGTERM)
+        host.wait(timeout=30)
+        deadline = time.monotonic() + 5
+        while _running(pid) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert not _running(pid)
+    finally:
+        host.kill()
+        if _running(pid):
+            os.kill(pid, signal.SIGKILL)
 
 
 def test_unknown_symbols_in_expressions_are_a_rubric_error() -> None:
     with pytest.raises(AssignmentError):
         answers_equivalent(sympy.Symbol("q"), sympy.Integer(1), symbols=["m"])
+
+
+# --------------------------------------------------------------------------- LaTeX and implied products
+
+
+@pytest.mark.parametrize(
+    ("student", "key", "symbols"),
+    [
+        (r"\frac{1}{2}\log(4\pi)", "log(4*pi)/2", []),
+        (r"-\frac{1}{2}\log(4\pi) - \frac{x^2}{4}", "-log(4*pi)/2 - x**2/4", ["x"]),  # hw2 t_iwae_limit
+        (r"$-\frac12 \ln 4\pi - \frac{x^{2}}{4}$", "-log(4*pi)/2 - x**2/4", ["x"]),
+        (r"2\sigma^2", "2*sigma**2", ["sigma"]),
+        (r"\frac{1}{2\sigma^2}", "1/(2*sigma**2)", ["sigma"]),
+        ("2x", "2*x", ["x"]),
+        ("$2x$", "2*x", ["x"]),
+        ("x y", "x*y", ["x", "y"]),
+        ("3K", "3*K", ["K"]),  # hw3 t3_mixture_outputs
+        ("m(1 - eps)", "m - m*eps", EPS_M),
+        ("(1 - eps)(1 + eps)", "1 - eps^2", EPS_M),
+        (r"2 \cdot m \times eps", "2*m*eps", EPS_M),
+        (r"\frac{N_k}{N}", "N_k / N", ["N_k", "N"]),  # hw2 t_em_pi
+        (r"N_{k} / N", "N_k / N", ["N_k", "N"]),
+        (r"\sigma_1^2 + \sigma_{2}^2", "sigma_1**2 + sigma_2**2", ["sigma_1", "sigma_2"]),
+        (r"-\frac{c}{ad - bc}", "-c / (a*d - b*c)", ["a", "b", "c", "d"]),  # hw2 t_logdet
+        (r"1 + hp\, wTu", "1 + hp*wTu", ["hp", "wTu"]),  # hw3 t1_planar_det
+        ("1 + hpwTu", "1 + hp*wTu", ["hp", "wTu"]),
+        (r"1 - \left(1 - \epsilon\right)^{m}", "1 - (1 - eps)**m", EPS_M),  # hw1 t3_shell_fraction
+        (r"\exp\left(-\frac{x^2}{2}\right) / \sqrt{2\pi}", "exp(-x**2/2)/sqrt(2*pi)", ["x"]),
+        (r"e^{-x^2/2}/\sqrt{2 \pi}", "exp(-x**2/2)/sqrt(2*pi)", ["x"]),
+        (r"\log_2 8", "3", []),
+        (r"\log_{10}(1000)", "3", []),
+        (r"\sqrt[3]{m}", "m**(1/3)", EPS_M),
+        (r"\frac12", "1/2", []),
+        (r"\sin x \cos x", "sin(2*x)/2", ["x"]),
+        (r"\Gamma\left(\frac{m}{2} + 1\right)", "m/2*gamma(m/2)", EPS_M),
+        (r"\frac{\pi^{m/2}}{\Gamma(m/2 + 1)}", "pi**(m/2) / gamma(m/2 + 1)", EPS_M),
+        (r"\mathrm{e}^{x}", "exp(x)", ["x"]),
+        (r"\lambda e^{-\lambda x}", "lam*exp(-lam*x)", ["lam", "x"]),
+        (r"\left[1 - x\right]^2", "(1 - x)**2", ["x"]),
+        (r"\infty", "oo", []),
+        ("2^{10}", "1024", []),
+        ("x^-1", "1/x", ["x"]),
+    ],
+)
+def test_latex_and_implied_products_match_plain_keys(student: str, key: str, symbols: list[str]) -> None:
+    assert equivalent(student, key, symbols)
+    assert grade_answer(student, key, answer_id="t", symbols=symbols)[0]
+
+
+def test_letter_runs_split_into_declared_names_only() -> None:
+    p, x, px, pg = sympy.symbols("p x px pg")
+    assert parse_expression("px + pg", ["px", "pg", "p", "g", "x"]).free_symbols == {px, pg}
+    assert parse_expression("$2px + pg$", ["px", "pg", "p", "g", "x"]).free_symbols == {px, pg}
+    assert parse_expression("$px$", ["p", "x"]).free_symbols == {p, x}
+    assert equivalent("$ad - bc$", "a*d - b*c", ["a", "b", "c", "d"])
+    assert equivalent("$2\\pi m$", "2*pi*m", EPS_M)  # pi is a constant, in a run or as \pi
+    with pytest.raises(TheoryParseError, match="more than one way"):
+        parse_expression("$abc$", ["ab", "c", "a", "bc"])
+    with pytest.raises(TheoryParseError, match="name 'xq' is not allowed; use one of: x"):
+        parse_expression("$2xq$", ["x"])
+
+
+def test_latex_reading_keeps_the_symbols_declared_as_commands() -> None:
+    # \Gamma is the gamma function unless the rubric has a symbol Gamma.
+    assert isinstance(parse_expression(r"\Gamma(2)", []), sympy.gamma)
+    assert parse_expression(r"\Gamma(2)", ["Gamma"]).free_symbols == {sympy.Symbol("Gamma")}
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        (r"\input{/etc/passwd}", r"the LaTeX command \\input is not supported"),
+        (r"\frac{1}{", "the answer ends where"),
+        ("$(x + 1$", "'\\(' is not closed by '\\)'"),
+        (r"\frac{x}{2} = 1", "the character '=' is not allowed"),
+        ("$x 2$", "the number 2 needs an operator before it"),
+        ("x/2 y", "ambiguous after '/'"),
+        (r"\sin^2 x", r"write the power after the argument"),
+        (r"\left| x \right|", r"\\left\| is not supported"),
+        ("$x[0]$", "square brackets are not allowed"),
+        ("$x^2_1$", "a subscript must follow a name"),
+        (r"\sigma_{t-1}", "a subscript may only hold letters and digits"),
+        ("$1 +$", "the answer ends where"),
+        (r"\sigma", "name 'sigma' is not allowed; use one of: x"),
+        (r"\frac{1}{0}", "undefined"),
+    ],
+)
+def test_latex_refusals_name_the_problem(text: str, message: str) -> None:
+    with pytest.raises(TheoryParseError, match=message):
+        parse_expression(text, ["x"])
 
 
 # --------------------------------------------------------------------------- hostile input
@@ -248,6 +386,40 @@ def test_hostile_input_is_refused_fast(text: str) -> None:
     assert info.value.args[0]
 
 
+HOSTILE_LATEX = [
+    r"\input{/etc/passwd}",
+    r"\def\x{1}",
+    r"\frac{1}{",
+    r"\mathrm{__import__}",
+    r"\operatorname{system}(1)",
+    r"m\\",
+    "$m$ + $m$",
+    "{" * 240 + "m" + "}" * 240,
+    r"\sqrt{" * 80 + "m" + "}" * 80,
+    r"e^{" * 100 + "m" + "}" * 100,
+    r"\log" * 100 + " m",
+    "$" + "-" * 400 + "m$",
+    "$" + "m" * 480 + "$",
+    r"10^{10^{10}}",
+    r"2^{10}^{10}",
+    r"\exp\exp\exp 10",
+    r"\Gamma(\Gamma(100))",
+    r"\left(10^{300} m\right)^{1000}",
+    r"\frac{1}{0}",
+    r"\log 0",
+    r"m\x00",
+]
+
+
+@pytest.mark.parametrize("text", HOSTILE_LATEX, ids=range(len(HOSTILE_LATEX)))
+def test_hostile_latex_is_refused_fast(text: str) -> None:
+    start = time.perf_counter()
+    with pytest.raises(TheoryParseError) as info:
+        parse_expression(text, EPS_M)
+    assert time.perf_counter() - start < 1.0
+    assert info.value.args[0]
+
+
 def test_redundant_parentheses_are_harmless() -> None:
     start = time.perf_counter()
     assert parse_expression("(" * 150 + "m" + ")" * 150, EPS_M) == sympy.Symbol("m")
@@ -265,8 +437,10 @@ def test_refusal_messages_name_the_problem() -> None:
         parse_expression("2**10**10", EPS_M)
     with pytest.raises(TheoryParseError, match=f"limit is {MAX_ANSWER_CHARS}"):
         parse_expression("m+" * 5000 + "m", EPS_M)
-    with pytest.raises(TheoryParseError, match=r"2\*m"):
-        parse_expression("2m", EPS_M)
+    with pytest.raises(TheoryParseError, match="ambiguous"):  # not Python: LaTeX reading says why
+        parse_expression("1/2m", EPS_M)
+    with pytest.raises(TheoryParseError, match="the answer ends where"):
+        parse_expression("2m -", EPS_M)
 
 
 def test_no_string_ever_reaches_sympys_parser(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -279,6 +453,9 @@ def test_no_string_ever_reaches_sympys_parser(monkeypatch: pytest.MonkeyPatch) -
     monkeypatch.setattr(sympy_parser, "parse_expr", forbidden)
     text = "1 - (1 - eps)^m + sqrt(2)/2 + log(m, 2) + 0.5 + max(eps, m)"
     assert grade_answer(text, text, answer_id="t1", symbols=EPS_M, timeout_s=None)[0]
+    latex = r"1 - \left(1 - \varepsilon\right)^{m} + \frac{\sqrt{2}}{2} + \log_2 m + 0.5 + \max(\epsilon, m)"
+    assert grade_answer(latex, text, answer_id="t1", symbols=EPS_M, timeout_s=None)[0]
+    assert grade_answer("2m(1 - eps)", "2*m - 2*m*eps", answer_id="t1", symbols=EPS_M, timeout_s=None)[0]
     assert not grade_answer("m", text, answer_id="t1", symbols=EPS_M, timeout_s=None)[0]
     with pytest.raises(AssertionError, match="string-to-sympy"):
         sympy.sympify("m")  # the trap works

@@ -1,58 +1,37 @@
 """Homework 1's probes and checks, in process: the reference models pass, typical bugs are caught.
 
-The probes run through the real harness (`grader/runner/harness.py`) on a namespace built from the
-reference modules (no kernel, no sandbox, small training budgets); their outputs are read back with
-`grader.collect` and scored by `assignments/hw1/checks.py`. The full pipeline on the notebooks is the
-golden test's job (fixtures in tests/fixtures/hw1/).
+The queries the sandbox would send are answered in this process by the real kernel-side kit
+(`tests/probe_driver.answer_locally`) on a namespace built from the reference modules (no kernel, no
+sandbox, small training budgets), and scored by `assignments/hw1/checks.py`. The full pipeline on the
+notebooks is the golden test's job (fixtures in tests/fixtures/hw1/).
 """
 
 from __future__ import annotations
 
-import importlib.util
-import json
-import sys
-from collections.abc import Iterator
-from pathlib import Path
-from types import ModuleType
 from typing import Any
 
+import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
-from safetensors.numpy import save_file
 
 import reference_solutions.image_gpt as gpt
 import reference_solutions.pixelcnn as pcnn
+from grader.assignment import load_assignment
 from grader.checks import CheckContext, CheckResult, find_checks, run_check
-from grader.collect import collect
-from grader.rubric import load_rubric
+from grader.collect import Artifacts
+from grader.metrics.nll import bernoulli_nll, two_class_nll
+from tests.probe_driver import answer_locally
 
-ROOT = Path(__file__).resolve().parents[2]
-HW1 = ROOT / "assignments" / "hw1"
+HW1 = load_assignment("hw1")
 SEED = 1234
-FAST = {
+FAST: dict[str, dict[str, Any]] = {
     "pixelcnn_train": {"steps": 20, "batch_size": 32, "lr": 0.003},
     "imagegpt_train": {"steps": 20, "batch_size": 32, "lr": 0.005},
     "pixelcnn_sample": {"n": 32},
     "imagegpt_sample": {"n": 32},
 }
-
-
-def _load(name: str, path: Path) -> ModuleType:
-    spec = importlib.util.spec_from_file_location(name, path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-@pytest.fixture(scope="module")
-def harness() -> Iterator[ModuleType]:
-    sys.path.insert(0, str(ROOT / "grader" / "runner"))  # probes.py does `from harness import ...`
-    try:
-        yield importlib.import_module("harness")
-    finally:
-        sys.path.remove(str(ROOT / "grader" / "runner"))
+BUDGETS: dict[str, dict[str, Any]] = {**HW1.rubric.profile("ci").budgets, **FAST}
 
 
 def _reference_ns() -> dict[str, Any]:
@@ -62,41 +41,64 @@ def _reference_ns() -> dict[str, Any]:
     return ns
 
 
-def _grade(
-    ns: dict[str, Any],
-    harness: ModuleType,
-    job: Path,
-    monkeypatch: pytest.MonkeyPatch,
-) -> dict[str, CheckResult]:
-    rubric = load_rubric(HW1 / "rubric.yaml")
-    checks = find_checks(_load("hw1_checks_under_test", HW1 / "checks.py"), rubric)
-    budgets = {**rubric.profile("ci").budgets, **FAST}
+def _grade(ns: dict[str, Any]) -> tuple[dict[str, CheckResult], CheckContext]:
+    checks = find_checks(HW1.load_checks(), HW1.rubric)
+    assert checks.make_inputs is not None
     inputs = checks.make_inputs("ci", SEED)
-    (job / "inputs").mkdir(parents=True)
-    save_file(inputs, str(job / "inputs" / "data.safetensors"))
-    config = {"seed": SEED, "profile": "ci", "budgets": budgets, "probe_timeout_s": 120}
-    (job / "inputs" / "config.json").write_text(json.dumps(config))
-    monkeypatch.chdir(job)
-    torch.set_num_threads(1)
-    harness.run_probes(str(HW1 / "probes.py"), ns)
-    ctx = CheckContext(inputs=inputs, seed=SEED, profile="ci", artifacts=collect(job), budgets=budgets, baselines={})
+    artifacts = answer_locally(HW1, ns, profile="ci", seed=SEED, inputs=inputs, budgets=BUDGETS)
+    ctx = CheckContext(inputs=inputs, seed=SEED, profile="ci", artifacts=artifacts, budgets=BUDGETS, baselines={})
     results = {}
     for item_id, fn in checks.checks.items():
         result, state = run_check(fn, ctx, item_id)
         assert state != "error", f"{item_id}: the check itself crashed: {result.message}"
         results[item_id] = result
-    return results
+    return results, ctx
 
 
-def test_reference_models_pass_every_check(
-    harness: ModuleType, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    results = _grade(_reference_ns(), harness, tmp_path, monkeypatch)
+def _one_shot_nll(ctx: CheckContext, model: str) -> float:
+    """The NLL from the last step alone, where the whole test images are revealed (the old metric)."""
+    test = ctx.inputs["test_images"].astype(np.float64)  # (N, 1, H, W)
+    last = len(ctx.inputs["eval_test_rows"]) - 1
+    logits = ctx.artifacts.tensors[f"eval/{last}/{model}"][ctx.inputs["eval_test_rows"][last]]
+    if model == "pixelcnn":  # (N, 2, 1, H, W)
+        return float(two_class_nll(logits, test, "per_dim"))
+    return float(bernoulli_nll(logits[..., 0], test.reshape(len(test), -1), "per_dim"))  # (N, L, 1)
+
+
+@pytest.fixture(scope="module")
+def reference() -> tuple[dict[str, CheckResult], CheckContext]:
+    return _grade(_reference_ns())
+
+
+def test_reference_models_pass_every_check(reference: tuple[dict[str, CheckResult], CheckContext]) -> None:
+    results, ctx = reference
     for item_id, result in results.items():
         if item_id.endswith("_nll"):
             assert result.value is not None and 0.05 < result.value < 0.7, (item_id, result)
         else:
             assert result.fraction == 1.0, (item_id, result.message)
+    # a causal model's stepped NLL is its NLL on the whole images: the calibrated baselines stay valid
+    for model in ("pixelcnn", "imagegpt"):
+        assert results[f"{model}_nll"].value == pytest.approx(_one_shot_nll(ctx, model), rel=1e-6)
+
+
+def test_test_rows_that_see_their_own_pixel_are_caught(reference: tuple[dict[str, CheckResult], CheckContext]) -> None:
+    """A kernel that tells the test rows from the dependence rows and peeks only on the former."""
+    _, ctx = reference
+    tensors = dict(ctx.artifacts.tensors)
+    for k, rows in enumerate(ctx.inputs["eval_test_rows"]):
+        peek = 10.0 * (2.0 * ctx.inputs["eval_batches"][k][rows].astype(np.float32) - 1.0)  # (N, 1, H, W)
+        logits = tensors[f"eval/{k}/pixelcnn"].copy()  # (B, 2, 1, H, W)
+        logits[rows] += np.stack([-peek, peek], axis=1)
+        tensors[f"eval/{k}/pixelcnn"] = logits
+    artifacts = Artifacts(probes=ctx.artifacts.probes, tensors=tensors)
+    tampered = CheckContext(
+        inputs=ctx.inputs, seed=SEED, profile="ci", artifacts=artifacts, budgets=BUDGETS, baselines={}
+    )
+    checks = HW1.load_checks()
+    causal = checks.pixelcnn_causal(tampered)
+    assert causal.fraction == 0.0 and "of the test images at pixel (0, 0)" in causal.message
+    assert checks.pixelcnn_nll(tampered).value > 2.0  # the peeked pixel was a random bit when it counted
 
 
 class _BFirstLayer(pcnn.PixelCNN):
@@ -115,13 +117,13 @@ class _NoShiftGPT(gpt.ImageGPT):
         return torch.cat([self.sos.view(1, 1, -1).expand(len(x_emb), 1, -1), x_emb[:, 1:]], dim=1)
 
 
-def test_first_set_of_bugs_is_caught(harness: ModuleType, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_first_set_of_bugs_is_caught() -> None:
     ns = _reference_ns() | {
         "PixelCNN": _BFirstLayer,
         "PixelCNNAutoComplete": _OverwritingAutoComplete,
         "ImageGPT": _NoShiftGPT,
     }
-    results = _grade(ns, harness, tmp_path, monkeypatch)
+    results, _ = _grade(ns)
     assert results["pixelcnn_mask"].fraction == 1.0
     assert results["pixelcnn_causal"].fraction == 0.0
     assert "on the pixel itself" in results["pixelcnn_causal"].message
@@ -132,6 +134,8 @@ def test_first_set_of_bugs_is_caught(harness: ModuleType, tmp_path: Path, monkey
     assert results["imagegpt_causal"].fraction == 0.0
     assert results["imagegpt_attention_mask"].fraction == 1.0
     assert results["pixelcnn_loss"].fraction == 1.0 and results["imagegpt_loss"].fraction == 1.0
+    # ImageGPT learns to copy the pixel it sees (train loss ~0.02), which is worth nothing where it is not revealed
+    assert results["imagegpt_nll"].value is not None and results["imagegpt_nll"].value > 1.0
 
 
 class _HardcodedLoss(pcnn.PixelCNN):
@@ -168,13 +172,13 @@ class _SumLossFutureGPT(gpt.ImageGPT):
         return {"total_loss": F.binary_cross_entropy_with_logits(logits, x.flatten(1), reduction="sum")}
 
 
-def test_second_set_of_bugs_is_caught(harness: ModuleType, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_second_set_of_bugs_is_caught() -> None:
     ns = _reference_ns() | {
         "PixelCNN": _HardcodedLoss,
         "ImageGPT": _SumLossFutureGPT,
         "get_attention_mask": _future_mask,
     }
-    results = _grade(ns, harness, tmp_path, monkeypatch)
+    results, _ = _grade(ns)
     assert results["pixelcnn_loss"].fraction == 0.0
     assert results["pixelcnn_causal"].fraction == 1.0
     assert results["pixelcnn_sample"].fraction == 0.0
@@ -184,3 +188,20 @@ def test_second_set_of_bugs_is_caught(harness: ModuleType, tmp_path: Path, monke
     assert results["imagegpt_attention_mask"].fraction == pytest.approx(1 / 5)  # only L = 1 is right
     assert results["imagegpt_causal"].fraction == 0.0
     assert "not causal" in results["imagegpt_sample"].message
+
+
+class _PeekingPixelCNN(pcnn.PixelCNN):
+    """The reference model, plus a strong vote for the value of the pixel itself: a near-zero NLL on
+    whole images, but nothing to gain where the pixel is not yet revealed."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        peek = 10.0 * (2.0 * x - 1.0)  # (B, 1, H, W)
+        return super().forward(x) + torch.cat([-peek, peek], dim=1).unsqueeze(2)
+
+
+def test_a_model_that_sees_its_own_pixel_cannot_lower_its_nll() -> None:
+    results, ctx = _grade(_reference_ns() | {"PixelCNN": _PeekingPixelCNN})
+    assert results["pixelcnn_causal"].fraction == 0.0
+    assert "on the pixel itself" in results["pixelcnn_causal"].message
+    assert _one_shot_nll(ctx, "pixelcnn") < 0.01  # what the old one-shot metric would have reported
+    assert results["pixelcnn_nll"].value is not None and results["pixelcnn_nll"].value > 2.0
