@@ -13,7 +13,7 @@ from types import ModuleType
 from typing import Any
 
 from grader.errors import AssignmentError
-from grader.rubric import Rubric, load_rubric
+from grader.rubric import Baseline, Rubric, load_rubric
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
@@ -61,7 +61,12 @@ class Assignment:
 
     @property
     def template_path(self) -> Path:
-        return self.path / f"{self.name}.ipynb"
+        return template_file(self.path)
+
+    @property
+    def source_path(self) -> Path:
+        """The instructor notebook that `dgm-grader assign` builds the template and the solution from."""
+        return self.path / "source.ipynb"
 
     @property
     def probes_path(self) -> Path:
@@ -82,12 +87,15 @@ class Assignment:
     def solution_path(self) -> Path:
         return REPO_ROOT / "reference_solutions" / "notebooks" / f"{self.name}.ipynb"
 
-    def baselines(self, profile: str) -> dict[str, float]:
-        """Calibrated reference metric values for `profile`: item id -> value."""
+    def baselines(self, profile: str) -> dict[str, Baseline]:
+        """Calibrated reference metric values for `profile`: item id -> median and worst ratio."""
         if not self.baselines_path.exists():
             return {}
         data = json.loads(self.baselines_path.read_text())
-        return {item: float(entry["value"]) for item, entry in data.get(profile, {}).items()}
+        return {
+            item: Baseline(float(entry["value"]), entry.get("worst_ratio"))
+            for item, entry in data.get(profile, {}).items()
+        }
 
     def load_checks(self) -> ModuleType:
         """Import the trusted host-side `checks.py` of this assignment under a private module name."""
@@ -100,11 +108,21 @@ class Assignment:
         return module
 
 
+def template_file(folder: Path) -> Path:
+    """The student template of the assignment in `folder`: `hwN/hwN.ipynb`."""
+    return folder / f"{folder.name}.ipynb"
+
+
+def assignment_folder(name: str | Path, assignments_dir: Path | None = None) -> Path:
+    """The folder of an assignment given by name (`hw1`, in `assignments_dir`) or by path."""
+    if isinstance(name, Path) or os.sep in name:
+        return Path(name)
+    return (assignments_dir or default_assignments_dir()) / name
+
+
 def load_assignment(name: str | Path, assignments_dir: Path | None = None) -> Assignment:
     """Load an assignment by name (`hw1`) or folder path; validates its rubric and files."""
-    path = Path(name) if isinstance(name, Path) or os.sep in str(name) else None
-    if path is None:
-        path = (assignments_dir or default_assignments_dir()) / str(name)
+    path = assignment_folder(name, assignments_dir)
     rubric_path = path / "rubric.yaml"
     if not rubric_path.exists():
         raise AssignmentError(f"unknown assignment {str(name)!r}: no {rubric_path}")

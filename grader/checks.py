@@ -39,6 +39,13 @@ class CheckResult:
     details: dict[str, float | str | bool | None] = field(default_factory=dict)
     review: str = ""
 
+    @classmethod
+    def of_cases(cls, failures: list[str], cases: int, ok: str) -> CheckResult:
+        """The fraction of `cases` sub-checks that did not fail; the failures (each said once) or `ok`."""
+        if not failures:
+            return cls(1.0, ok)
+        return cls(max(0.0, (cases - len(failures)) / cases), "; ".join(dict.fromkeys(failures)))
+
 
 CheckFn = Callable[["CheckContext"], CheckResult]
 

@@ -70,7 +70,12 @@ def grade(
 
     baselines = assignment.baselines(profile)
     ctx = CheckContext(
-        inputs=inputs, seed=seed, profile=profile, artifacts=artifacts, budgets=spec.budgets, baselines=baselines
+        inputs=inputs,
+        seed=seed,
+        profile=profile,
+        artifacts=artifacts,
+        budgets=spec.budgets,
+        baselines={item: b.value for item, b in baselines.items()},
     )
     outcomes = {item_id: Outcome(*run_check(fn, ctx, item_id)) for item_id, fn in suite.checks.items()}
     answers = theory.extract_answers(prepared.answer_sources)

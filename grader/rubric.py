@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
@@ -14,6 +15,7 @@ from grader.results import ItemKind
 
 Profile = Literal["ci", "full"]
 _POINTS_TOLERANCE = 1e-9
+SPREAD_MARGIN = 2.0  # full points reach twice the reference's worst deviation from its median (full_until)
 
 
 class _Strict(BaseModel):
@@ -35,11 +37,22 @@ class Answer(_Strict):
     rtol: float = Field(default=1e-6, gt=0)
 
 
+@dataclass(frozen=True)
+class Baseline:
+    """A metric's calibrated reference (`dgm-grader calibrate`): the median over the calibration seeds,
+    and the worst seed's ratio to it in the direction that loses points (>= 1 for `better: lower`)."""
+
+    value: float
+    worst_ratio: float | None = None  # None: no spread measured (an old baselines file)
+
+
 class MetricSpec(_Strict):
     """How a metric value is scored relative to the calibrated reference value.
 
-    `ratio = value / baseline`; for `better: lower` full points at `ratio <= full_at`, zero at
-    `ratio >= zero_at`, linear between (mirrored for `better: higher`). A ratio at or beyond
+    `ratio = value / baseline`; for `better: lower` full points up to `full_until(baseline)`, zero at
+    `ratio >= zero_at`, linear between (mirrored for `better: higher`). `full_at` is where full points
+    end at least; SPREAD_MARGIN times the reference's own worst deviation over the calibration seeds
+    moves that end out, so that the reference gets full points on any seed. A ratio at or beyond
     `review_at` on the better side (e.g. an NLL below 0.5x the reference's under the same budget) is
     too good to be true — memorised test data or pretrained weights — and goes to a TA instead.
     """
@@ -69,13 +82,25 @@ class MetricSpec(_Strict):
             ratio <= self.review_at < self.full_at if self.better == "lower" else ratio >= self.review_at > self.full_at
         )
 
-    def fraction(self, value: float, baseline: float) -> float:
+    def full_until(self, baseline: Baseline) -> float:
+        """The ratio up to which `value` earns full points: `full_at`, or 1 + SPREAD_MARGIN (worst_ratio - 1),
+        the reference's worst calibration seed with its deviation from the median doubled, if that is wider."""
+        if baseline.worst_ratio is None:
+            return self.full_at
+        widened = 1.0 + SPREAD_MARGIN * (baseline.worst_ratio - 1.0)
+        return max(self.full_at, widened) if self.better == "lower" else min(self.full_at, widened)
+
+    def fraction(self, value: float, baseline: Baseline) -> float:
         """The fraction of points that `value` earns against `baseline`."""
-        if not (math.isfinite(value) and math.isfinite(baseline)) or baseline <= 0:
+        if not (math.isfinite(value) and math.isfinite(baseline.value)) or baseline.value <= 0:
             return 0.0
-        ratio = value / baseline
-        frac = (self.zero_at - ratio) / (self.zero_at - self.full_at)
-        return min(1.0, max(0.0, frac))
+        ratio, full = value / baseline.value, self.full_until(baseline)
+        sign = 1.0 if self.better == "lower" else -1.0
+        if sign * ratio <= sign * full:
+            return 1.0
+        if sign * ratio >= sign * self.zero_at:
+            return 0.0
+        return (self.zero_at - ratio) / (self.zero_at - full)
 
 
 class Item(_Strict):

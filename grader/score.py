@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 from grader.checks import CheckResult
 from grader.results import ItemResult, ItemStatus
-from grader.rubric import Item, Rubric
+from grader.rubric import Baseline, Item, Rubric
 
 Details = dict[str, float | str | bool | None]
 
@@ -39,7 +39,7 @@ def _result(
     )
 
 
-def _metric(item: Item, outcome: Outcome, baseline: float | None, profile: str) -> ItemResult:
+def _metric(item: Item, outcome: Outcome, baseline: Baseline | None, profile: str) -> ItemResult:
     assert item.metric is not None
     res, spec = outcome.result, item.metric
     if res.value is None:
@@ -49,7 +49,7 @@ def _metric(item: Item, outcome: Outcome, baseline: float | None, profile: str) 
         "value": res.value,
         "unit": spec.unit,
         "metric": spec.name,
-        "reference": baseline,
+        "reference": None if baseline is None else baseline.value,
     }
     if baseline is None:
         message = (
@@ -58,11 +58,12 @@ def _metric(item: Item, outcome: Outcome, baseline: float | None, profile: str) 
         )
         return _result(item, fraction=0.0, status="error", message=message, details=details)
     fraction = spec.fraction(res.value, baseline)
-    ratio = res.value / baseline
-    details["ratio"] = ratio
+    ratio = res.value / baseline.value
+    full = spec.full_until(baseline)
+    details |= {"ratio": ratio, "full_until": full}
     message = (
-        f"{spec.name} {res.value:.4g} {spec.unit} vs reference {baseline:.4g} "
-        f"(full points up to {spec.full_at:g}x, none from {spec.zero_at:g}x)"
+        f"{spec.name} {res.value:.4g} {spec.unit} vs reference {baseline.value:.4g} "
+        f"(full points up to {full:.3g}x, none from {spec.zero_at:g}x)"
     )
     if res.message:
         message = f"{message}; {res.message}"
@@ -87,7 +88,7 @@ def _review(item: Item, why: str, message: str, details: Details) -> ItemResult:
 
 
 def score(
-    rubric: Rubric, outcomes: dict[str, Outcome], *, baselines: dict[str, float], profile: str
+    rubric: Rubric, outcomes: dict[str, Outcome], *, baselines: dict[str, Baseline], profile: str
 ) -> list[ItemResult]:
     """One `ItemResult` per rubric item, in rubric order; gated items need their requirements passed."""
     results: dict[str, ItemResult] = {}

@@ -1,7 +1,8 @@
 """Server commands of ``dgm-grader``: serve, worker, users, roster, assignments, course, migrate.
 
 ``register(subparsers)`` adds them to the main parser (``grader/cli.py``); ``python -m server`` runs
-them on their own. Handlers return an exit status.
+them on their own. Handlers return an exit status. Only the handlers import the server's modules
+(SQLAlchemy, pydantic, FastAPI): ``dgm-grader --help`` should not wait for them.
 """
 
 from __future__ import annotations
@@ -14,20 +15,21 @@ import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from types import FrameType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from server.core.config import Settings
-from server.core.db import Database
-from server.core.security import Passwords
 from server.errors import DomainError
-from server.models import Role
-from server.scheme import BUILTIN_SCHEMES, CoursePolicy
+from server.roles import Role
+
+if TYPE_CHECKING:
+    from server.core.config import Settings
+    from server.core.db import Database
+    from server.core.security import Passwords
 
 log = logging.getLogger(__name__)
 
 DEMO_USERS = (
     ("student", Role.student, "student-demo"),
-    ("ta", Role.ta, "ta-demo"),
+    ("ta", Role.ta, "ta-demo-pw"),
     ("admin", Role.admin, "admin-demo"),
 )
 
@@ -91,7 +93,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
     p = course_p.add_parser("show", help="print the course settings")
     p.set_defaults(func=_handle(cmd_course_show))
     p = course_p.add_parser("scheme", help="switch to a built-in grading scheme")
-    p.add_argument("name", choices=sorted(BUILTIN_SCHEMES))
+    p.add_argument("name", help="the scheme's name, e.g. 13-point or 15-point")
     p.set_defaults(func=_handle(cmd_course_scheme))
     p = course_p.add_parser("policy", help="change which submission counts and the late policy")
     p.add_argument("--counting", choices=["latest_on_time", "latest", "best"])
@@ -115,15 +117,32 @@ def _handle(fn: Any) -> Any:
     return run
 
 
-def _ready(settings: Settings | None = None) -> tuple[Settings, Database]:
-    settings = settings or Settings()
+def _ready() -> tuple[Settings, Database]:
+    from server.core.config import Settings
+    from server.core.db import Database
+
+    settings = Settings()
     settings.home.mkdir(parents=True, exist_ok=True)
     db = Database(settings.effective_database_url)
     db.migrate()
     return settings, db
 
 
+def _valid(model: Any, **fields: Any) -> Any:
+    """``model(**fields)``, or a one-line DomainError saying which field is wrong."""
+    from pydantic import ValidationError
+
+    from server.schemas import validation_message
+
+    try:
+        return model(**fields)
+    except ValidationError as exc:
+        raise DomainError(validation_message(exc)) from None
+
+
 def _passwords(settings: Settings) -> Passwords:
+    from server.core.security import Passwords
+
     return Passwords(time_cost=settings.argon2_time_cost, memory_kib=settings.argon2_memory_kib)
 
 
@@ -179,12 +198,15 @@ def cmd_users_passwd(args: argparse.Namespace) -> int:
 
 
 def cmd_users_token(args: argparse.Namespace) -> int:
+    from server.schemas import ApiTokenCreate
     from server.services import users
 
+    body = _valid(ApiTokenCreate, name=args.name, ttl_days=args.days)
     _, db = _ready()
     with db.session() as s:
         user = users.get_user(s, username=args.username)
-        _, token = users.create_token(s, user=user, name=args.name, ttl_s=args.days * 86400 if args.days else None)
+        ttl_s = body.ttl_days * 86400 if body.ttl_days else None
+        _, token = users.create_token(s, user=user, name=body.name, ttl_s=ttl_s)
     print(token)
     return 0
 
@@ -255,6 +277,7 @@ def cmd_course_scheme(args: argparse.Namespace) -> int:
 
 
 def cmd_course_policy(args: argparse.Namespace) -> int:
+    from server.scheme import CoursePolicy
     from server.services import courses
 
     settings, db = _ready()
@@ -270,7 +293,7 @@ def cmd_course_policy(args: argparse.Namespace) -> int:
             }.items()
             if v is not None
         }
-        policy = CoursePolicy.model_validate({**courses.policy_of(course).model_dump(), **changes})
+        policy = _valid(CoursePolicy, **{**courses.policy_of(course).model_dump(), **changes})
         courses.update_course(s, course=course, policy=policy)
     print(f"policy: {policy.model_dump_json()}")
     return 0
@@ -280,6 +303,9 @@ def cmd_worker(args: argparse.Namespace) -> int:
     from server.worker import Worker
 
     settings, db = _ready()
+    if not _sandbox_runs(settings):
+        db.dispose()
+        return 2
     worker = Worker(db=db, settings=settings, worker_id=args.worker_id)
 
     def on_signal(signum: int, _frame: FrameType | None) -> None:
@@ -317,6 +343,19 @@ def setup_demo(settings: Settings, db: Database) -> list[tuple[str, str, str]]:
     return creds
 
 
+def _sandbox_runs(settings: Settings) -> bool:
+    """Whether the configured sandbox backend runs here (logged); if not, say why before taking any job."""
+    from grader.errors import SandboxUnavailable
+    from server.grading import check_sandbox
+
+    try:
+        check_sandbox(settings)
+    except SandboxUnavailable as exc:
+        print(f"dgm-grader: error: {exc} (DGM_SANDBOX={settings.sandbox})", file=sys.stderr)
+        return False
+    return True
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
@@ -325,6 +364,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
     settings, db = _ready()
     if args.no_worker:
         settings = settings.model_copy(update={"inprocess_worker": False})
+    if settings.inprocess_worker and not _sandbox_runs(settings):
+        db.dispose()
+        return 2
     if args.demo:
         creds = setup_demo(settings, db)
         url = f"http://{args.host}:{args.port}/login"

@@ -2,14 +2,14 @@
 
 Workers call a :class:`GradeFn` ``(notebook_path, assignment_name) -> Report``. The default one calls
 ``grader.grade`` with the server's profile, sandbox and assignments folder; ``DGM_GRADER=module:callable``
-swaps in another (the tests use :func:`server.testing.fake_grade`). ``grader`` is imported lazily so
-the server starts even where the grading pipeline is not importable.
+swaps in another (the tests use :func:`server.testing.fake_grade`). ``grader`` is imported lazily: the
+pipeline (torch, nbclient) loads in the worker, not when the web server starts.
 """
 
 from __future__ import annotations
 
 import importlib
-import json
+import logging
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
@@ -18,6 +18,8 @@ from server.errors import InvalidNotebook
 
 if TYPE_CHECKING:
     from grader.results import Report
+
+log = logging.getLogger(__name__)
 
 
 class GradeFn(Protocol):
@@ -56,35 +58,30 @@ def load_grader(settings: Settings) -> GradeFn:
     return grade
 
 
+def check_sandbox(settings: Settings) -> None:
+    """Check the configured sandbox backend before a worker takes jobs, and log it.
+
+    Raises ``grader.errors.SandboxUnavailable`` with the reason when it cannot run here (bwrap missing,
+    no engine, image missing, or the docker probe job cannot read a job directory).
+    """
+    if settings.grader:
+        log.info("grading with %s (no sandbox)", settings.grader)
+        return
+    from grader.sandbox import detect_backend
+
+    log.info("grading in the %s sandbox, profile %s", detect_backend(settings.sandbox), settings.profile)
+
+
 def validate_notebook(data: bytes) -> None:
     """Reject what cannot be a notebook, with a one-line reason (raises InvalidNotebook).
 
-    Uses ``grader.validate_notebook`` when the pipeline provides it, else an nbformat check.
+    The grading pipeline's own check: size, JSON nesting depth (measured before parsing, which
+    recurses), nbformat 4 and its schema.
     """
-    try:
-        from grader import validate_notebook as grader_validate
-        from grader.errors import InvalidSubmission
-    except ImportError:
-        _validate_with_nbformat(data)
-        return
+    from grader.errors import InvalidSubmission
+    from grader.prepare import validate_notebook as grader_validate
+
     try:
         grader_validate(data)
     except InvalidSubmission as exc:
         raise InvalidNotebook(str(exc)) from exc
-
-
-def _validate_with_nbformat(data: bytes) -> None:
-    import nbformat
-
-    try:
-        raw = json.loads(data.decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise InvalidNotebook(f"not a notebook: the file is not JSON ({exc})") from exc
-    if not isinstance(raw, dict) or "cells" not in raw or "nbformat" not in raw:
-        raise InvalidNotebook("not a notebook: expected a JSON object with 'cells' and 'nbformat'")
-    try:
-        nb = nbformat.reads(data.decode("utf-8"), as_version=4)
-        nbformat.validate(nb)
-    except Exception as exc:
-        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        raise InvalidNotebook(f"invalid notebook: {reason}") from exc

@@ -3,26 +3,31 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from pathlib import Path
 from urllib.parse import quote
 
 from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from sqlalchemy import text
+from starlette.exceptions import HTTPException
 from starlette.middleware.base import BaseHTTPMiddleware, RequestResponseEndpoint
+from starlette.routing import compile_path
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from grader.children import stop_children
 from server.api.deps import AppContext
 from server.api.routes import admin, assignments, auth, gradebook, submissions
 from server.core.config import Settings
 from server.core.db import Database
 from server.core.security import Passwords, RateLimiter, SessionSigner
-from server.errors import DomainError, NotAuthenticated, RateLimited
+from server.errors import DomainError, InvalidInput, NotAuthenticated, RateLimited
 from server.pages import routes as pages
 from server.pages.routes import TEMPLATES
+from server.schemas import ErrorOut, FieldError, field_errors, one_line
 from server.services import courses
 from server.storage import FileStore, human_size
 from server.worker import BackgroundWorker, Worker
@@ -47,6 +52,7 @@ def build_context(settings: Settings) -> AppContext:
         passwords=Passwords(time_cost=settings.argon2_time_cost, memory_kib=settings.argon2_memory_kib),
         signer=SessionSigner(settings.session_secret(), ttl_s=settings.session_ttl_s),
         login_limiter=RateLimiter(settings.login_rate_per_minute),
+        address_limiter=RateLimiter(settings.login_rate_per_address_per_minute),
         upload_limiter=RateLimiter(settings.upload_rate_per_minute),
     )
 
@@ -118,8 +124,43 @@ class BodySizeLimit:
 
     async def _refuse(self, scope: Scope, receive: Receive, send: Send) -> None:
         limit = human_size(self.max_bytes - _MULTIPART_ALLOWANCE)
-        response = JSONResponse({"detail": f"the upload is larger than the limit of {limit}"}, 413)
-        await response(scope, receive, send)
+        await _error_json(413, f"the upload is larger than the limit of {limit}")(scope, receive, send)
+
+
+def _error_json(
+    status_code: int, detail: str, errors: list[FieldError] | None = None, headers: Mapping[str, str] | None = None
+) -> JSONResponse:
+    body = ErrorOut(detail=detail, errors=errors or [])
+    return JSONResponse(body.model_dump(mode="json"), status_code=status_code, headers=headers)
+
+
+def _validation_error(request: Request, exc: Exception) -> Response:
+    """Request validation: the same :class:`ErrorOut` shape as every other error, with each field."""
+    assert isinstance(exc, RequestValidationError)
+    errors = field_errors(list(exc.errors()))
+    if not request.url.path.startswith("/api/"):
+        return _domain_error(request, InvalidInput(one_line(errors)))
+    return _error_json(422, one_line(errors), errors)
+
+
+def _http_error(request: Request, exc: Exception) -> Response:
+    """Starlette's own errors (unknown path, wrong method, unreadable body) in the same shape."""
+    assert isinstance(exc, HTTPException)
+    headers = dict(exc.headers or {})
+    if exc.status_code == 405 and (allowed := _documented_methods(request)):
+        headers["Allow"] = allowed  # Starlette names the methods of one route; a path has several
+    return _error_json(exc.status_code, str(exc.detail), headers=headers)
+
+
+def _documented_methods(request: Request) -> str | None:
+    """The methods the OpenAPI document lists for the request's path, as an ``Allow`` header."""
+    methods = {
+        method.upper()
+        for template, operations in request.app.openapi()["paths"].items()
+        if compile_path(template)[0].match(request.url.path)
+        for method in operations
+    }
+    return ", ".join(sorted(methods)) or None
 
 
 def _domain_error(request: Request, exc: Exception) -> Response:
@@ -135,7 +176,7 @@ def _domain_error(request: Request, exc: Exception) -> Response:
     if is_page:
         context = {"status_code": exc.status_code, "message": exc.message, "user": None, "csrf": ""}
         return TEMPLATES.TemplateResponse(request, "error.html", context, exc.status_code, headers)
-    return JSONResponse({"detail": exc.message}, status_code=exc.status_code, headers=headers)
+    return _error_json(exc.status_code, exc.message, headers=headers)
 
 
 def create_app(
@@ -162,6 +203,7 @@ def create_app(
         finally:
             if background is not None:
                 background.stop(timeout=settings.shutdown_grace_s + 5)
+            stop_children()  # the grader's theory worker, forked by the in-process worker
             ctx.db.dispose()
 
     app = FastAPI(
@@ -175,6 +217,8 @@ def create_app(
     # Room for the multipart envelope around the largest allowed notebook.
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_upload_bytes + _MULTIPART_ALLOWANCE)
     app.add_exception_handler(DomainError, _domain_error)
+    app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(HTTPException, _http_error)
     for router in (auth.router, submissions.router, assignments.router, gradebook.router, admin.router):
         app.include_router(router, prefix="/api")
     app.include_router(pages.router)

@@ -21,6 +21,8 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
+from server.roles import Role
+
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
@@ -48,12 +50,6 @@ class UTCDateTime(TypeDecorator[datetime]):
 
 class Base(DeclarativeBase):
     type_annotation_map: ClassVar[dict[Any, Any]] = {datetime: UTCDateTime(), dict[str, Any]: JSON, list[Any]: JSON}
-
-
-class Role(enum.StrEnum):
-    student = "student"
-    ta = "ta"
-    admin = "admin"
 
 
 class JobState(enum.StrEnum):
@@ -106,8 +102,14 @@ class Assignment(Base):
     deadline: Mapped[datetime | None]
     rubric: Mapped[list[Any]]  # [{"id", "kind", "title", "points", "task"}, ...]
     is_homework: Mapped[bool] = mapped_column(default=True)
+    # Until a TA releases them, students see only the automatic results (manual points and comments stay hidden).
+    grades_released_at: Mapped[datetime | None]
 
     course: Mapped[Course] = relationship(back_populates="assignments")
+
+    @property
+    def grades_released(self) -> bool:
+        return self.grades_released_at is not None
 
 
 class Submission(Base):
@@ -260,6 +262,18 @@ class ApiToken(Base):
     user: Mapped[User] = relationship()
 
 
+class UserSession(Base):
+    """A logged-in browser session. The cookie carries a secret whose SHA-256 is the id here, so
+    logging out, a password change or an admin can end it; a signed cookie alone lives until it expires."""
+
+    __tablename__ = "user_sessions"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    expires_at: Mapped[datetime]
+
+
 class AuditLog(Base):
     """Append-only record of every grade change (triggers refuse UPDATE and DELETE)."""
 
@@ -270,7 +284,8 @@ class AuditLog(Base):
     actor_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
     actor: Mapped[str] = mapped_column(String(128))  # username, or "worker:<id>" for the grader
     student_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"), index=True)
-    entity: Mapped[str] = mapped_column(String(32))  # item_auto | item_manual | exam | extension
+    # item_auto | item_manual | item_override | exam | extension | release
+    entity: Mapped[str] = mapped_column(String(32))
     key: Mapped[str] = mapped_column(String(200))  # e.g. "submission:12/item:t1"
     old_value: Mapped[str | None] = mapped_column(Text)
     new_value: Mapped[str | None] = mapped_column(Text)

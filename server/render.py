@@ -1,10 +1,11 @@
-"""Safe HTML for untrusted notebooks: a small Markdown subset and cell/output rendering.
+"""Safe HTML for untrusted notebooks: Markdown with math, and cell/output rendering.
 
-Everything from the notebook is escaped. Only text, code, tracebacks and PNG/JPEG images are shown;
-HTML, JavaScript and SVG outputs are never rendered as markup (they come from student code). Math is
-not typeset: no CDN is reachable from the course machines and no registry package here ships KaTeX,
-so ``$...$`` and ``$$...$$`` are shown as TeX source in ``<span class="math">`` elements, which the
-stylesheet sets apart.
+Markdown is CommonMark (markdown-it-py) with tables and ``$...$`` / ``$$...$$`` math (mdit-py-plugins'
+dollarmath); the math is converted to MathML on the server (latex2mathml), which browsers render natively,
+so no script or CDN is needed. Raw HTML in the source is escaped, and the result goes through nh3 (the
+Ammonia sanitizer) with an allow-list of HTML and MathML, because TeX such as ``\\text{<b>}`` comes out
+of the converter as markup. Only text, code, tracebacks and PNG/JPEG images are shown from outputs; HTML,
+JavaScript and SVG outputs are never rendered as markup (they come from student code).
 """
 
 from __future__ import annotations
@@ -12,117 +13,125 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import logging
 import re
 from html import escape
 from typing import Any
 
+import nh3
+from latex2mathml.converter import convert as latex_to_mathml
+from markdown_it import MarkdownIt
 from markupsafe import Markup
+from mdit_py_plugins.dollarmath import dollarmath_plugin
+
+logger = logging.getLogger(__name__)
 
 _ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
-_SAFE_URL = re.compile(r"^(https?://|mailto:|#)", re.IGNORECASE)
-_INLINE = re.compile(
-    r"(?P<code>`[^`\n]+`)|(?P<dmath>\$\$.+?\$\$)|(?P<math>\$[^$\n]+?\$)"
-    r"|(?P<link>\[(?P<text>[^\]\n]+)\]\((?P<url>[^)\s]+)\))"
-)
-_STRONG = re.compile(r"\*\*(.+?)\*\*|__(.+?)__")
-_EM = re.compile(r"(?<![*\w])\*(?!\s)(.+?)(?<!\s)\*(?!\*)|(?<![_\w])_(?!\s)(.+?)(?<!\s)_(?!\w)")
 _MAX_OUTPUT_CHARS = 20_000
+# CommonMark parsing is superlinear on hostile input (20,000 "[" take about half a second), so a longer
+# source, and every markdown cell after a page's budget, is shown as plain text: nothing is lost, time is bounded.
+_MAX_MARKDOWN_CHARS = 10_000
+_MAX_PAGE_MARKDOWN_CHARS = 100_000
+_MAX_MATH_CHARS = 2_000
+_MAX_NESTING = 20
+
+_MATHML_TAGS = {
+    "math", "semantics", "annotation", "mrow", "mi", "mn", "mo", "ms", "mtext", "mspace", "mstyle", "mpadded",
+    "mphantom", "menclose", "merror", "mfrac", "msqrt", "mroot", "msub", "msup", "msubsup", "munder", "mover",
+    "munderover", "mmultiscripts", "mprescripts", "none", "mtable", "mtr", "mtd",
+}  # fmt: skip
+_MATHML_ATTRIBUTES = {
+    "display", "mathvariant", "stretchy", "fence", "separator", "accent", "accentunder", "lspace", "rspace",
+    "linethickness", "columnalign", "columnspacing", "columnlines", "rowalign", "rowspacing", "rowlines",
+    "displaystyle", "scriptlevel", "width", "height", "depth", "minsize", "maxsize", "movablelimits",
+    "notation", "encoding", "form", "largeop", "symmetric", "mathsize", "frame", "framespacing",
+}  # fmt: skip
+_HTML_TAGS = {
+    "p", "br", "hr", "h1", "h2", "h3", "h4", "h5", "h6", "strong", "em", "s", "code", "pre", "blockquote",
+    "ul", "ol", "li", "a", "table", "thead", "tbody", "tr", "th", "td", "span", "div",
+}  # fmt: skip
+_CLEANER = nh3.Cleaner(
+    tags=_HTML_TAGS | _MATHML_TAGS,
+    attributes={
+        "a": {"href", "title"},
+        "ol": {"start"},
+        "code": {"class"},
+        "span": {"class"},
+        "div": {"class"},
+        **{tag: _MATHML_ATTRIBUTES for tag in _MATHML_TAGS},
+    },
+    url_schemes={"http", "https", "mailto"},
+    link_rel="nofollow noopener noreferrer",
+)
 
 
-def _emphasis(escaped: str) -> str:
-    escaped = _STRONG.sub(lambda m: f"<strong>{m.group(1) or m.group(2)}</strong>", escaped)
-    return _EM.sub(lambda m: f"<em>{m.group(1) or m.group(2)}</em>", escaped)
+# Two places where latex2mathml's output does not space like TeX. ``\\log p`` comes out as
+# ``<mi>log</mi><mi>p</mi>``, which browsers set as "logp" (TeX puts a thin space after a function name); and
+# "|" as an operator with space around it, while in TeX it is an ordinary symbol: p(x|z), not p(x | z).
+_FUNCTION_THEN_SYMBOL = re.compile(
+    r"(<mi>(?:arg|cos|cosh|cot|deg|det|dim|exp|ker|lg|ln|log|Pr|sin|sinh|tan|tanh)</mi>)(?=<mi|<mn|<msub><mi|<msup><mi)"
+)
+_BAR = '<mo stretchy="false">&#x0007C;</mo>'
 
 
-def inline(text: str) -> str:
-    """Inline Markdown: code, math, links, strong and emphasis. Input is raw; output is safe HTML."""
-    out, pos = [], 0
-    for m in _INLINE.finditer(text):
-        out.append(_emphasis(escape(text[pos : m.start()])))
-        if m.group("code"):
-            out.append(f"<code>{escape(m.group('code')[1:-1])}</code>")
-        elif m.group("dmath"):
-            out.append(f'<span class="math display">{escape(m.group("dmath"))}</span>')
-        elif m.group("math"):
-            out.append(f'<span class="math">{escape(m.group("math"))}</span>')
-        else:
-            url, label = m.group("url"), _emphasis(escape(m.group("text")))
-            if _SAFE_URL.match(url):
-                out.append(f'<a href="{escape(url, quote=True)}" rel="nofollow noopener">{label}</a>')
-            else:
-                out.append(label)
-        pos = m.end()
-    out.append(_emphasis(escape(text[pos:])))
-    return "".join(out)
+def _math(tex: str, options: dict[str, Any]) -> str:
+    """TeX to MathML; what the converter cannot read (or is too long) is shown as escaped TeX source."""
+    display = bool(options.get("display_mode"))
+    if len(tex) <= _MAX_MATH_CHARS:
+        try:
+            mathml = latex_to_mathml(tex, display="block" if display else "inline")
+            mathml = _FUNCTION_THEN_SYMBOL.sub(r'\1<mspace width="0.1667em"></mspace>', mathml)
+            return mathml.replace(_BAR, '<mo stretchy="false" lspace="0" rspace="0">|</mo>')
+        except Exception as exc:  # the converter raises many kinds of errors on malformed TeX
+            logger.debug("TeX not converted (%s): %.80s", exc.__class__.__name__, tex)
+    return f'<code class="math-source">{escape(tex)}</code>'
+
+
+def _parser() -> MarkdownIt:
+    md = MarkdownIt("commonmark", {"html": False, "maxNesting": _MAX_NESTING}).enable(["table", "strikethrough"])
+    md.disable("image")  # a remote image would let a notebook make every viewer's browser fetch a URL
+    dollarmath_plugin(md, allow_labels=False, double_inline=True, renderer=_math)
+    return md
+
+
+_MD = _parser()
+
+
+def _sanitize(html: str) -> Markup:
+    """Allow-listed HTML and MathML; scripts, event handlers, styles and ``javascript:`` URLs removed.
+
+    Style attributes go too (the pages' CSP would refuse them anyway), so table columns are not aligned."""
+    return Markup(_CLEANER.clean(html))
+
+
+class _Budget:
+    """Markdown characters a page may still parse; past it, markdown is shown as plain text."""
+
+    def __init__(self) -> None:
+        self.left = _MAX_PAGE_MARKDOWN_CHARS
+
+    def markdown(self, source: str) -> Markup:
+        if len(source) > self.left:
+            return _plain(source)
+        self.left -= len(source)
+        return markdown(source)
+
+
+def _plain(source: str) -> Markup:
+    return Markup(f'<pre class="source">{escape(_text(source))}</pre>')
 
 
 def markdown(source: str) -> Markup:
-    """Block Markdown: headings, paragraphs, fenced code, lists, quotes, rules, display math."""
-    lines = source.replace("\r\n", "\n").split("\n")
-    html: list[str] = []
-    para: list[str] = []
-    i = 0
+    """CommonMark with tables and math, as sanitised HTML; a very long source is shown as plain text."""
+    if len(source) > _MAX_MARKDOWN_CHARS:
+        return _plain(source)
+    return _sanitize(_MD.render(source))
 
-    def flush() -> None:
-        if para:
-            html.append(f"<p>{inline(' '.join(para))}</p>")
-            para.clear()
 
-    while i < len(lines):
-        line = lines[i]
-        stripped = line.strip()
-        if stripped.startswith("```") or stripped.startswith("~~~"):
-            flush()
-            fence, lang = stripped[:3], stripped[3:].strip()
-            body = []
-            i += 1
-            while i < len(lines) and not lines[i].strip().startswith(fence):
-                body.append(lines[i])
-                i += 1
-            cls = f' class="lang-{escape(lang, quote=True)}"' if lang else ""
-            html.append(f"<pre><code{cls}>{escape(chr(10).join(body))}</code></pre>")
-        elif stripped.startswith("$$") and not (len(stripped) > 4 and stripped.endswith("$$")):
-            flush()
-            body = [stripped]
-            i += 1
-            while i < len(lines) and "$$" not in lines[i]:
-                body.append(lines[i])
-                i += 1
-            if i < len(lines):
-                body.append(lines[i])
-            html.append(f'<div class="math display">{escape(chr(10).join(body))}</div>')
-        elif m := re.match(r"^(#{1,6})\s+(.*)$", stripped):
-            flush()
-            level = len(m.group(1))
-            html.append(f"<h{level}>{inline(m.group(2))}</h{level}>")
-        elif re.match(r"^(\*\s*){3,}$|^(-\s*){3,}$|^(_\s*){3,}$", stripped):
-            flush()
-            html.append("<hr>")
-        elif re.match(r"^([-*+]|\d+[.)])\s+", stripped):
-            flush()
-            ordered = stripped[0].isdigit()
-            items = []
-            while i < len(lines) and (m := re.match(r"^\s*([-*+]|\d+[.)])\s+(.*)$", lines[i])):
-                items.append(f"<li>{inline(m.group(2))}</li>")
-                i += 1
-            tag = "ol" if ordered else "ul"
-            html.append(f"<{tag}>{''.join(items)}</{tag}>")
-            continue
-        elif stripped.startswith(">"):
-            flush()
-            quote = []
-            while i < len(lines) and lines[i].strip().startswith(">"):
-                quote.append(lines[i].strip()[1:].lstrip())
-                i += 1
-            html.append(f"<blockquote>{markdown(chr(10).join(quote))}</blockquote>")
-            continue
-        elif not stripped:
-            flush()
-        else:
-            para.append(stripped)
-        i += 1
-    flush()
-    return Markup("\n".join(html))
+def _latex(source: str) -> Markup:
+    """A ``text/latex`` output (usually ``$$...$$``) as MathML."""
+    tex = source.strip().removeprefix("$$").removesuffix("$$").strip("$").strip()
+    return _sanitize(_math(tex, {"display_mode": True}))
 
 
 def _text(value: Any) -> str:
@@ -142,7 +151,7 @@ def _image(data: Any, mime: str) -> str | None:
     return f'<img class="output-image" alt="output image" src="data:{mime};base64,{raw}">'
 
 
-def output(out: dict[str, Any]) -> str:
+def _output(out: dict[str, Any], budget: _Budget) -> str:
     kind = out.get("output_type")
     if kind == "stream":
         cls = "stderr" if out.get("name") == "stderr" else "stdout"
@@ -156,9 +165,9 @@ def output(out: dict[str, Any]) -> str:
             if mime in data and (img := _image(data[mime], mime)):
                 return img
         if "text/markdown" in data:
-            return f'<div class="output markdown">{markdown(_text(data["text/markdown"]))}</div>'
+            return f'<div class="output markdown">{budget.markdown(_text(data["text/markdown"]))}</div>'
         if "text/latex" in data:
-            return f'<div class="output math display">{escape(_text(data["text/latex"]))}</div>'
+            return f'<div class="output math">{_latex(_text(data["text/latex"]))}</div>'
         if "text/plain" in data:
             return f'<pre class="output">{escape(_text(data["text/plain"]))}</pre>'
         kinds = ", ".join(sorted(data)) or "no data"
@@ -173,8 +182,14 @@ def notebook(data: bytes) -> Markup:
         cells = nb.get("cells", [])
     except (ValueError, AttributeError):
         return Markup('<p class="error">The stored file is not a readable notebook.</p>')
+    return notebook_cells(cells if isinstance(cells, list) else [])
+
+
+def notebook_cells(cells: list[Any]) -> Markup:
+    """Notebook cells (as nbformat JSON) as HTML; each keeps its index in the list as its anchor."""
     parts = []
-    for index, cell in enumerate(cells if isinstance(cells, list) else []):
+    budget = _Budget()
+    for index, cell in enumerate(cells):
         if not isinstance(cell, dict):
             continue
         kind = cell.get("cell_type")
@@ -182,11 +197,11 @@ def notebook(data: bytes) -> Markup:
         tag_html = "".join(f'<span class="tag">{escape(str(t))}</span>' for t in tags if isinstance(t, str))
         source = _text(cell.get("source"))
         if kind == "markdown":
-            body = f'<div class="markdown">{markdown(source)}</div>'
+            body = f'<div class="markdown">{budget.markdown(source)}</div>'
         elif kind == "code":
             count = cell.get("execution_count")
             prompt = f"[{count}]" if isinstance(count, int) else "[ ]"
-            outs = "".join(output(o) for o in cell.get("outputs") or [] if isinstance(o, dict))
+            outs = "".join(_output(o, budget) for o in cell.get("outputs") or [] if isinstance(o, dict))
             body = (
                 f'<div class="prompt">{prompt}</div><pre class="source"><code>{escape(source)}</code></pre>'
                 f'<div class="outputs">{outs}</div>'

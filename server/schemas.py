@@ -1,14 +1,99 @@
-"""Request and response bodies of the JSON API. Responses never carry password or token hashes."""
+"""Request and response bodies of the JSON API, and the one definition of every input's limits.
+
+Responses never carry password or token hashes. Every value a client sends is bounded here (ids fit
+PostgreSQL's integer, numbers are finite, strings have a length limit and no NUL byte), so a request
+is either valid or answered 422 before it reaches the database.
+"""
 
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from annotated_types import Ge, Le
+from pydantic import AwareDatetime, BaseModel, BeforeValidator, ConfigDict, EmailStr, Field, Strict, ValidationError
 
 from server.models import Role
 from server.scheme import CoursePolicy, GradingScheme
+
+MAX_ID = 2**31 - 1  # PostgreSQL's integer; ids beyond it cannot exist
+USERNAME_PATTERN = r"^[A-Za-z0-9_.@-]{1,64}$"
+NAME_PATTERN = r"^[A-Za-z0-9_.-]{1,64}$"  # assignment and rubric item names
+_NO_NUL = r"^[^\x00]*$"  # PostgreSQL text cannot hold NUL bytes
+MAX_PASSWORD_CHARS = 1024  # argon2 hashes whatever it gets; a megabyte password is a denial of service
+MAX_TOKEN_DAYS = 3650
+
+
+def _text(max_length: int) -> Any:
+    return Field(max_length=max_length, pattern=_NO_NUL)
+
+
+def _iso_datetime(value: object) -> datetime:
+    """Only ISO 8601 text (or datetimes from Python callers): pydantic alone reads 0 and "0.5" as 1970."""
+    if isinstance(value, datetime):
+        return value
+    if isinstance(value, str):
+        try:
+            return datetime.fromisoformat(value)
+        except ValueError:
+            pass
+    raise ValueError("expected an ISO 8601 date and time with a UTC offset, such as 2026-10-02T23:59:00+03:00")
+
+
+Id = Annotated[int, Ge(1), Le(MAX_ID)]
+Username = Annotated[str, Field(pattern=USERNAME_PATTERN)]
+Name = Annotated[str, Field(pattern=NAME_PATTERN)]
+FullName = Annotated[str, _text(200)]
+Reason = Annotated[str, _text(1000)]
+Comment = Annotated[str, _text(10_000)]
+SearchText = Annotated[str, _text(64)]  # a filter in a form: may be empty, matches nothing when odd
+Points = Annotated[float, Strict(), Field(ge=0, le=1000, allow_inf_nan=False)]
+Timestamp = Annotated[AwareDatetime, BeforeValidator(_iso_datetime)]
+
+
+class FieldError(BaseModel):
+    loc: list[str | int] = Field(description="where: body, query, path or header, then the field")
+    msg: str
+    type: str
+
+
+class ErrorOut(BaseModel):
+    """Every error the API answers with: a one-line ``detail``; request validation adds ``errors``."""
+
+    detail: str = Field(description="what was wrong, for people")
+    errors: list[FieldError] = Field(default=[], description="each invalid field (request validation only)")
+
+
+_ERROR_DESCRIPTIONS = {
+    400: "the body could not be read (not JSON, not UTF-8, broken multipart)",
+    401: "not authenticated (no, an expired or a revoked token or session)",
+    403: "not allowed for this user, or a failed CSRF check",
+    404: "no such resource (or not visible to this user)",
+    409: "conflicts with the current state",
+    413: "the upload is too large",
+    415: "the upload is not a notebook",
+    422: "the request is invalid",
+    429: "too many requests; see Retry-After",
+}
+
+
+def error_responses(*codes: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI ``responses`` documenting ``codes`` with the :class:`ErrorOut` body."""
+    return {code: {"model": ErrorOut, "description": _ERROR_DESCRIPTIONS[code]} for code in codes}
+
+
+def field_errors(errors: list[Any]) -> list[FieldError]:
+    """Pydantic's errors as :class:`FieldError` (their ``input`` and ``ctx`` may not be JSON)."""
+    return [FieldError(loc=list(e["loc"]), msg=e["msg"], type=e["type"]) for e in errors]
+
+
+def one_line(errors: list[FieldError]) -> str:
+    """``body.points: Input should be ...; query.limit: ...``"""
+    return "; ".join(f"{'.'.join(str(p) for p in e.loc) or 'request'}: {e.msg}" for e in errors)
+
+
+def validation_message(exc: ValidationError) -> str:
+    return one_line(field_errors(exc.errors()))
 
 
 class Token(BaseModel):
@@ -26,16 +111,18 @@ class UserOut(BaseModel):
 
 
 class UserCreate(BaseModel):
-    username: str
+    username: Username
     role: Role = Role.student
-    password: str | None = Field(default=None, min_length=8)
-    full_name: str = ""
-    email: str | None = None
+    password: str | None = Field(default=None, min_length=8, max_length=MAX_PASSWORD_CHARS)
+    full_name: FullName = ""
+    email: Annotated[EmailStr, Field(max_length=200)] | None = None
 
 
 class ApiTokenCreate(BaseModel):
-    name: str = Field(min_length=1, max_length=100)
-    ttl_days: float | None = Field(default=None, gt=0)
+    name: str = Field(min_length=1, max_length=100, pattern=_NO_NUL)
+    ttl_days: Annotated[float, Strict()] | None = Field(
+        default=None, gt=0, le=MAX_TOKEN_DAYS, allow_inf_nan=False, description="default: never expires"
+    )
 
 
 class ApiTokenOut(BaseModel):
@@ -66,11 +153,30 @@ class AssignmentOut(BaseModel):
     title: str
     points: float
     deadline: datetime | None
+    grades_released_at: datetime | None = Field(description="when students began to see manual points; null: not yet")
     items: list[RubricItemOut]
 
 
+class AnswerOut(BaseModel):
+    submission_id: int
+    username: str
+    graded: bool
+    points: float | None
+    comment: str | None
+
+
+class QuestionOut(BaseModel):
+    """One manual item across the submission that counts for each student (grading by question)."""
+
+    assignment: str
+    item: RubricItemOut
+    graded: int
+    total: int
+    answers: list[AnswerOut]
+
+
 class AssignmentUpdate(BaseModel):
-    deadline: datetime | None
+    deadline: Timestamp | None
 
 
 class SubmissionCreated(BaseModel):
@@ -89,9 +195,10 @@ class ItemScoreOut(BaseModel):
     auto_points: float | None
     auto_status: str | None
     message: str | None
-    manual_points: float | None
+    manual_points: float | None = Field(description="hidden (null) from students until the grades are released")
     manual_comment: str | None
     pending: bool
+    status: str = Field(description="the grader's status, or 'reviewed' once a TA graded an item awaiting review")
 
 
 class SubmissionOut(BaseModel):
@@ -110,19 +217,20 @@ class SubmissionOut(BaseModel):
     total: float | None
     max_total: float
     pending_manual: bool
+    grades_released: bool
     items: list[ItemScoreOut]
     report: dict[str, Any] | None = None
 
 
 class ItemPointsIn(BaseModel):
-    points: float | None = Field(description="manual points; null clears them")
-    reason: str = Field(default="", description="required when overriding an automatic item")
-    comment: str | None = None
+    points: Points | None = Field(description="manual points; null clears them")
+    reason: Reason = Field(default="", description="required when overriding an automatic item")
+    comment: Comment | None = None
 
 
 class ExamIn(BaseModel):
-    points: float
-    reason: str = ""
+    points: Points
+    reason: Reason = ""
 
 
 class ExamOut(BaseModel):
@@ -131,8 +239,8 @@ class ExamOut(BaseModel):
 
 
 class ExtensionIn(BaseModel):
-    deadline: datetime
-    reason: str = ""
+    deadline: Timestamp
+    reason: Reason = ""
 
 
 class ExtensionOut(BaseModel):
@@ -154,6 +262,7 @@ class HomeworkDetail(BaseModel):
     pending_manual: bool
     grading: bool
     submissions: int
+    released: bool
 
 
 class GradebookRow(BaseModel):
@@ -161,8 +270,9 @@ class GradebookRow(BaseModel):
     full_name: str
     homeworks: dict[str, float]
     exam: float | None
-    total: float
+    total: float = Field(description="for a student, from released homework grades only")
     final_grade: int
+    provisional: bool = Field(description="some homework's grades are not released yet")
     details: dict[str, HomeworkDetail]
 
 
@@ -181,7 +291,9 @@ class CourseOut(BaseModel):
 
 
 class CourseUpdate(BaseModel):
-    scheme: str | GradingScheme | None = Field(default=None, description="a built-in name or a full scheme")
+    scheme: Annotated[str, Field(max_length=64)] | GradingScheme | None = Field(
+        default=None, description="a built-in name or a full scheme"
+    )
     policy: CoursePolicy | None = None
 
 

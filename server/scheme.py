@@ -10,12 +10,15 @@ from __future__ import annotations
 
 import math
 from datetime import datetime
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, Strict
 
 # Points are sums of floats (0.1 + 0.2 ...); rounding before the floor keeps 24 from becoming 23.999.
 _POINT_DECIMALS = 6
+# Numbers from JSON: no booleans, no infinities; bounds keep every sum and quotient finite.
+_Number = Annotated[float, Strict(), Field(allow_inf_nan=False)]
+_Count = Annotated[int, Strict()]
 
 
 class GradingScheme(BaseModel):
@@ -26,13 +29,13 @@ class GradingScheme(BaseModel):
 
     model_config = ConfigDict(frozen=True)
 
-    name: str
-    homework_points: float = Field(gt=0)
-    num_homeworks: int = Field(gt=0)
-    exam_points: float = Field(ge=0)
-    grade_divisor: float = Field(gt=0)
-    grade_offset: float = 0.0
-    max_grade: int | None = None
+    name: str = Field(max_length=64)
+    homework_points: _Number = Field(gt=0, le=1000)
+    num_homeworks: _Count = Field(gt=0, le=100)
+    exam_points: _Number = Field(ge=0, le=10_000)
+    grade_divisor: _Number = Field(ge=0.01, le=10_000)
+    grade_offset: _Number = Field(default=0.0, ge=-10_000, le=10_000)
+    max_grade: _Count | None = Field(default=None, ge=0, le=1000)
 
     @property
     def max_points(self) -> float:
@@ -79,9 +82,9 @@ class CoursePolicy(BaseModel):
     model_config = ConfigDict(frozen=True)
 
     counting: CountingRule = "latest_on_time"
-    late_penalty_per_day: float = Field(default=0.1, ge=0, le=1)
-    late_max_days: int | None = Field(default=7, ge=0)
-    grace_minutes: float = Field(default=0, ge=0)
+    late_penalty_per_day: _Number = Field(default=0.1, ge=0, le=1)
+    late_max_days: _Count | None = Field(default=7, ge=0, le=365)
+    grace_minutes: _Number = Field(default=0, ge=0, le=7 * 24 * 60)
 
 
 def days_late(uploaded_at: datetime, deadline: datetime | None, *, grace_minutes: float = 0) -> int:

@@ -2,7 +2,9 @@
 
 Select it with ``DGM_GRADER=server.testing:fake_grade``. It reads instructions from the notebook's
 metadata (``metadata.dgm_fake``): ``fraction`` of the automatic points to award (default 1),
-``sleep`` seconds to spend, ``error`` to raise a transient error, ``invalid`` to reject the notebook.
+``sleep`` seconds to spend, ``error`` to raise a transient error, ``invalid`` to reject the notebook,
+``theory`` to compare an answer in the symbolic worker process first (as theory items do), which then
+stays alive as the grader's child.
 Every call appends ``<pid> <notebook name>`` to the file named by ``DGM_FAKE_LOG`` when it is set,
 so tests can count how often each submission was graded.
 """
@@ -73,6 +75,13 @@ def fake_grade(notebook_path: Path, assignment: str, *, executed_path: Path | No
     if log_path:
         with open(log_path, "a") as f:
             f.write(f"{os.getpid()} {Path(notebook_path).name}\n")
+    if opts.get("theory"):
+        import sympy
+
+        from grader.theory.worker import symbolically_equal
+
+        x = sympy.Symbol("x")
+        symbolically_equal((x + 1) ** 2, x**2 + 2 * x + 1, {"x": (-1.0, 1.0)}, timeout_s=30)
     if opts.get("sleep"):
         time.sleep(float(opts["sleep"]))
     if opts.get("invalid"):

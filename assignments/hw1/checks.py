@@ -359,9 +359,9 @@ def pixelcnn_mask(ctx: CheckContext) -> CheckResult:
         y = ctx.tensor(f"pixelcnn_mask/y_{i}")
         if y.shape != tuple(want.shape) or not torch.allclose(torch.from_numpy(y).float(), want, rtol=1e-4, atol=1e-4):
             failures.append(_mask_problem(ctx, i, oracle))
-    passed = len(MASK_CASES) - len(failures)
-    message = "; ".join(failures) if failures else "all 6 masks ('A'/'B', kernels 3, 5, 7) and forwards are right"
-    return CheckResult(passed / len(MASK_CASES), message)
+    return CheckResult.of_cases(
+        failures, len(MASK_CASES), "all 6 masks ('A'/'B', kernels 3, 5, 7) and forwards are right"
+    )
 
 
 @check("pixelcnn_causal")
@@ -403,8 +403,7 @@ def pixelcnn_receptive_field(ctx: CheckContext) -> CheckResult:
                 f"n_layers={n_layers}: the model's receptive field ({int(grader.sum())} pixels) is "
                 f"not the specified architecture's ({int(oracle.sum())} pixels)"
             )
-    message = "; ".join(failures) or "receptive fields (with the blind spot) match for every depth"
-    return CheckResult((cases - len(failures)) / cases, message)
+    return CheckResult.of_cases(failures, cases, "receptive fields (with the blind spot) match for every depth")
 
 
 @check("pixelcnn_sample")
@@ -459,8 +458,7 @@ def imagegpt_attention_mask(ctx: CheckContext) -> CheckResult:
         elif not np.array_equal(got, want):
             i, j = np.argwhere(got != want)[0].tolist()
             failures.append(f"L={seq_len}: entry ({i}, {j}) is {got[i, j]}, expected {want[i, j]}")
-    message = "; ".join(failures) or f"causal masks right for L in {lengths}"
-    return CheckResult((len(lengths) - len(failures)) / len(lengths), message)
+    return CheckResult.of_cases(failures, len(lengths), f"causal masks right for L in {lengths}")
 
 
 @check("imagegpt_causal")

@@ -17,6 +17,7 @@ from typing import Any
 
 import torch
 from harness import ProbeContext, ProbeError, probe
+from torch.nn.utils import parametrize
 
 EVAL_CHUNK = 128  # rows per forward pass in `eval` (ImageGPT's attention is (rows, heads, L, L))
 MAX_ERROR = 500  # characters of a model's error kept in the `eval` reply
@@ -49,47 +50,10 @@ def _loss_value(out: Any) -> torch.Tensor:
     return loss
 
 
-def _builder(ctx: ProbeContext, cls_name: str, prefix: str) -> Callable[..., torch.nn.Module]:
-    """A seeded factory for the student's model with the budget's architecture, kept for later probes."""
-    cls = ctx.get(cls_name)
-    arch = dict(ctx.budget)
-    shape = _shape(ctx)
-
-    def build(cls: Any = cls, **overrides: Any) -> torch.nn.Module:
-        torch.manual_seed(ctx.seed)
-        model = cls(shape, **{**arch, **overrides})
-        if not isinstance(model, torch.nn.Module):
-            raise ProbeError(f"{cls_name}(...) did not return an nn.Module")
-        return model
-
-    try:
-        model = build()
-    except Exception as exc:
-        ctx.shared[f"{prefix}_build_error"] = f"{type(exc).__name__}: {exc}"
-        raise
-    ctx.record("n_params", sum(p.numel() for p in model.parameters()))
-    ctx.shared[f"{prefix}_build"] = build
-    return build
-
-
-def _build(ctx: ProbeContext, prefix: str) -> Callable[..., torch.nn.Module]:
-    if f"{prefix}_build" not in ctx.shared:
-        why = ctx.shared.get(f"{prefix}_build_error", f"see the message of {prefix}_model")
-        raise ProbeError(f"the model could not be built ({why})")
-    return ctx.shared[f"{prefix}_build"]
-
-
-def _trained_or_fresh(ctx: ProbeContext, prefix: str, key: str = "trained") -> torch.nn.Module:
-    """The trained model when training worked, else a fresh one (the properties hold for any weights)."""
-    model = ctx.shared.get(f"{prefix}_trained")
-    ctx.record(key, model is not None)
-    return (model if model is not None else _build(ctx, prefix)()).eval()
-
-
 def _train(ctx: ProbeContext, prefix: str) -> None:
-    model = _build(ctx, prefix)()
+    model = ctx.built(prefix)()
     ctx.train(model, _images(ctx, "train_images"))  # ends in eval mode
-    ctx.shared[f"{prefix}_trained"] = model
+    ctx.keep_trained(prefix, model)
 
 
 # ---------------------------------------------------------------- PixelCNN
@@ -105,7 +69,7 @@ def _pixelcnn_logits(model: torch.nn.Module, x: torch.Tensor) -> torch.Tensor:
 
 @probe("pixelcnn_model", needs=("image_shape",))
 def pixelcnn_model(ctx: ProbeContext) -> None:
-    _builder(ctx, "PixelCNN", "pixelcnn")
+    ctx.builder("PixelCNN", _shape(ctx), model="pixelcnn")
 
 
 @probe("pixelcnn_mask", needs=("mask_cases", "mask_x", "mask_weight", "mask_bias"))
@@ -115,8 +79,11 @@ def pixelcnn_mask(ctx: ProbeContext) -> None:
     d = ctx.data
     for i, (mask_type, k) in enumerate(d["mask_cases"].tolist()):
         conv = MaskedConv2d(chr(mask_type), 2, 3, k, padding=k // 2)
-        with torch.no_grad():
-            conv.weight.copy_(d["mask_weight"][i, :, :, :k, :k])  # (3, 2, K, K) -> (3, 2, k, k)
+        with torch.no_grad():  # a mask applied by torch.nn.utils.parametrize masks the original weight
+            weight = (
+                conv.parametrizations.weight.original if parametrize.is_parametrized(conv, "weight") else conv.weight
+            )
+            weight.copy_(d["mask_weight"][i, :, :, :k, :k])  # (3, 2, K, K) -> (3, 2, k, k)
             if conv.bias is not None:
                 conv.bias.copy_(d["mask_bias"][i])
             y = conv(d["mask_x"][i])
@@ -129,7 +96,7 @@ def pixelcnn_mask(ctx: ProbeContext) -> None:
 
 @probe("pixelcnn_loss", needs=("loss_images",))
 def pixelcnn_loss(ctx: ProbeContext) -> None:
-    model = _build(ctx, "pixelcnn")().eval()
+    model = ctx.built("pixelcnn")().eval()
     x = _images(ctx, "loss_images")
     loss = _loss_value(model.loss(x))
     ctx.save("loss", loss.detach().reshape(1).to(torch.float64))
@@ -147,7 +114,7 @@ def _centre_gradient_map(model: torch.nn.Module, shape: tuple[int, int]) -> torc
 @probe("pixelcnn_receptive_field", needs=("image_shape",))
 def pixelcnn_receptive_field(ctx: ProbeContext) -> None:
     get_receptive_field = ctx.get("get_receptive_field")
-    build = _build(ctx, "pixelcnn")
+    build = ctx.built("pixelcnn")
     shape = _shape(ctx)
     for n_layers in range(1, int(ctx.budget["max_layers"]) + 1):
         model = build(kernel_size=int(ctx.budget["kernel_size"]), n_layers=n_layers)
@@ -164,7 +131,7 @@ def pixelcnn_train(ctx: ProbeContext) -> None:
 
 @probe("pixelcnn_sample", needs=("image_shape",))
 def pixelcnn_sample(ctx: ProbeContext) -> None:
-    model = _trained_or_fresh(ctx, "pixelcnn")
+    model = ctx.trained_or_fresh("pixelcnn")
     samples = _as_tensor(model.sample(int(ctx.budget["n"])), "sample(n)").to(torch.float32)
     ctx.save("samples", samples)
     if samples.shape[1:] == (1, *_shape(ctx)):
@@ -174,8 +141,8 @@ def pixelcnn_sample(ctx: ProbeContext) -> None:
 
 @probe("pixelcnn_autocomplete", needs=("autocomplete_init",))
 def pixelcnn_autocomplete(ctx: ProbeContext) -> None:
-    trained = ctx.shared.get("pixelcnn_trained")
-    model = _build(ctx, "pixelcnn")(ctx.get("PixelCNNAutoComplete"))
+    trained = ctx.trained("pixelcnn")
+    model = ctx.built("pixelcnn")(ctx.get("PixelCNNAutoComplete"))
     if trained is not None:
         model.load_state_dict(trained.state_dict())
     ctx.record("trained", trained is not None)
@@ -203,7 +170,7 @@ def _gpt_logits(model: torch.nn.Module, tokens: torch.Tensor) -> torch.Tensor:
 
 @probe("imagegpt_model", needs=("image_shape",))
 def imagegpt_model(ctx: ProbeContext) -> None:
-    _builder(ctx, "ImageGPT", "imagegpt")
+    ctx.builder("ImageGPT", _shape(ctx), model="imagegpt")
 
 
 @probe("imagegpt_attention_mask", needs=("attention_lengths",))
@@ -221,13 +188,13 @@ def imagegpt_shapes(ctx: ProbeContext) -> None:
     ctx.save("forward_small", _as_tensor(small(ctx.data["shapes_small_tokens"]), "forward"))
     _loss_value(small.loss(_images(ctx, "shapes_small_images")))
     ctx.save("sample_small", _as_tensor(small.sample(1), "sample(1)").to(torch.float32))
-    model = _build(ctx, "imagegpt")()
+    model = ctx.built("imagegpt")()
     ctx.save("forward", _as_tensor(model(ctx.data["shapes_tokens"]), "forward"))
 
 
 @probe("imagegpt_loss", needs=("loss_images",))
 def imagegpt_loss(ctx: ProbeContext) -> None:
-    model = _build(ctx, "imagegpt")().eval()
+    model = ctx.built("imagegpt")().eval()
     x = _images(ctx, "loss_images")
     loss = _loss_value(model.loss(x))
     ctx.save("loss", loss.detach().reshape(1).to(torch.float64))
@@ -242,7 +209,7 @@ def imagegpt_train(ctx: ProbeContext) -> None:
 
 @probe("imagegpt_sos", needs=("sos_x",))
 def imagegpt_sos(ctx: ProbeContext) -> None:
-    model = _trained_or_fresh(ctx, "imagegpt")  # trained: zero-initialised embeddings have moved by now
+    model = ctx.trained_or_fresh("imagegpt")  # trained: zero-initialised embeddings have moved by now
     for i, x_emb in enumerate(ctx.data["sos_x"]):  # (2, 3, L, E) -> two batches (3, L, E)
         ctx.save(f"shifted_{i}", _as_tensor(model.add_sos_token(x_emb.clone()), "add_sos_token"))
         ctx.save(f"pos_{i}", _as_tensor(model.add_pos_embeddings(x_emb.clone()), "add_pos_embeddings"))
@@ -250,7 +217,7 @@ def imagegpt_sos(ctx: ProbeContext) -> None:
 
 @probe("imagegpt_sample", needs=("image_shape",))
 def imagegpt_sample(ctx: ProbeContext) -> None:
-    model = _trained_or_fresh(ctx, "imagegpt")
+    model = ctx.trained_or_fresh("imagegpt")
     samples = _as_tensor(model.sample(int(ctx.budget["n"])), "sample(n)").to(torch.float32)
     ctx.save("samples", samples)
     if samples.shape[1:] == (1, *_shape(ctx)):
@@ -281,7 +248,7 @@ def evaluate(ctx: ProbeContext) -> None:
             continue
         try:
             if f"{prefix}_eval_model" not in ctx.shared:  # a fresh model is built once, not per step
-                ctx.shared[f"{prefix}_eval_model"] = _trained_or_fresh(ctx, prefix, f"{prefix}_trained")
+                ctx.shared[f"{prefix}_eval_model"] = ctx.trained_or_fresh(prefix, record_as=f"{prefix}_trained")
             model = ctx.shared[f"{prefix}_eval_model"]
             with torch.no_grad():
                 logits = torch.cat([forward(model, x[i : i + EVAL_CHUNK]) for i in range(0, len(x), EVAL_CHUNK)])

@@ -66,12 +66,6 @@ def _images(ctx: ProbeContext, key: str) -> Tensor:
     return x.to(torch.float32) / 255.0 if x.dtype == torch.uint8 else x  # full profile: 8-bit CIFAR-10
 
 
-def _needs(ctx: ProbeContext, key: str) -> Any:
-    if key not in ctx.shared:
-        raise ProbeError(f"the model could not be built ({key.split('_')[0]}_model failed)")
-    return ctx.shared[key]
-
-
 def _part(model: torch.nn.Module, name: str) -> torch.nn.Module:
     part = getattr(model, name, None)
     if not isinstance(part, torch.nn.Module):
@@ -299,28 +293,17 @@ def resnet_blocks(ctx: ProbeContext) -> None:
 
 def _model(ctx: ProbeContext, cls_name: str, prefix: str) -> None:
     """Leave a builder of `cls_name(image_shape, **budget)` (seeded) for the model's later probes."""
-    cls = ctx.get(cls_name)
-    arch = dict(ctx.budget)
     shape = tuple(int(v) for v in ctx.data["image_shape"].tolist())
-
-    def build(**overrides: Any) -> torch.nn.Module:
-        torch.manual_seed(ctx.seed)
-        model = cls(shape, **{**arch, **overrides})
-        if not isinstance(model, torch.nn.Module):
-            raise ProbeError(f"{cls_name}(...) did not return an nn.Module")
-        return model
-
-    model = build()
+    model = ctx.builder(cls_name, shape, model=prefix)()
     if prefix == "resnet":
         for name in ("ResNetBlock", "ResNetTransposeBlock"):
             block = ctx.ns.get(name)
             ctx.record(f"uses_{name}", isinstance(block, type) and any(isinstance(m, block) for m in model.modules()))
-    ctx.shared[f"{prefix}_build"] = build
 
 
 def _elbo(ctx: ProbeContext, prefix: str) -> None:
     """`loss(x)` of a fresh model built with beta = elbo_beta, on training images, encoder outputs shifted."""
-    model = _needs(ctx, f"{prefix}_build")(beta=float(ctx.data["elbo_beta"])).eval()
+    model = ctx.built(prefix)(beta=float(ctx.data["elbo_beta"])).eval()
     x = _images(ctx, "elbo_images")
     _save_calls(ctx, [_loss_call(model, x, ctx.data[f"{prefix}_elbo_eps"], ENCODER_SHIFT)])
 
@@ -332,21 +315,21 @@ def _train(ctx: ProbeContext, prefix: str) -> None:
     the same answers, the gates': the loss must be the -ELBO of them and the student's z must be a
     reparameterised draw.
     """
-    model = _needs(ctx, f"{prefix}_build")()
+    model = ctx.built(prefix)()
     x = _images(ctx, "train_images")
     key = _loss_key(_loss_dict(model.loss(x[:2])))
     ctx.train(model, x, loss_key=key)
-    ctx.shared[f"{prefix}_trained"] = model
-    model.eval()
+    ctx.keep_trained(prefix, model.eval())
     test, eps, chunk = _images(ctx, "test_images"), ctx.data[f"{prefix}_test_eps"], int(ctx.data["eval_chunk"])
     _save_calls(ctx, [_loss_call(model, test[i : i + chunk], eps[i : i + chunk]) for i in range(0, len(test), chunk)])
 
 
 def _sample(ctx: ProbeContext, prefix: str) -> None:
     """`sample(n)` of the trained model, decoding the host's prior draws."""
-    if f"{prefix}_trained" not in ctx.shared:
+    model = ctx.trained(prefix)
+    if model is None:
         raise ProbeError(f"the model did not train ({prefix}_train failed): no samples to score")
-    model = ctx.shared[f"{prefix}_trained"].eval()
+    model.eval()
     z = ctx.data[f"{prefix}_prior_z"]
     with _Tap(model, z=z) as tap:
         samples = _tensor(model.sample(len(z)), "sample(n)")

@@ -259,12 +259,7 @@ def _round_trip(ctx: CheckContext, key: str, target: np.ndarray, what: str) -> s
 
 def _score(problems: list[str | None], ok: str, total: int | None = None) -> CheckResult:
     """The fraction of `total` sub-checks (default: one per entry) without a problem, and the problems."""
-    failed = [p for p in problems if p]
-    if not failed:
-        return CheckResult(fraction=1.0, message=ok)
-    total = total or len(problems)
-    # one failed probe fails several sub-checks with the same message: say it once
-    return CheckResult(fraction=max(0.0, (total - len(failed)) / total), message="; ".join(dict.fromkeys(failed)))
+    return CheckResult.of_cases([p for p in problems if p], total or len(problems), ok)
 
 
 def _safe(fn: Callable[..., str | None], *args: object) -> str | None:

@@ -112,6 +112,53 @@ class ProbeContext:
         self.record("last_loss", sum(losses[-10:]) / len(losses[-10:]))
         return losses
 
+    def builder(self, cls_name: str, *args: Any, model: str) -> Callable[..., torch.nn.Module]:
+        """A seeded factory `build(cls=<the student's cls_name>, **overrides)` of `cls(*args, **budget)`.
+
+        It builds once here, so that a constructor's error is this probe's message, and is kept for the
+        later probes of `model` (`built(model)`); the parameter count goes into the reply.
+        """
+        default = self.get(cls_name)
+        arch = dict(self.budget)
+
+        def build(cls: Any = default, **overrides: Any) -> torch.nn.Module:
+            torch.manual_seed(self.seed)
+            built = cls(*args, **{**arch, **overrides})
+            if not isinstance(built, torch.nn.Module):
+                raise ProbeError(f"{cls_name}(...) did not return an nn.Module")
+            return built
+
+        try:
+            first = build()
+        except Exception as exc:
+            self.shared[f"{model}_build_error"] = f"{type(exc).__name__}: {exc}"
+            raise
+        self.record("n_params", sum(p.numel() for p in first.parameters()))
+        self.shared[f"{model}_build"] = build
+        return build
+
+    def built(self, model: str) -> Callable[..., torch.nn.Module]:
+        """The factory `builder` left for `model`, or a ProbeError saying why there is none."""
+        if f"{model}_build" not in self.shared:
+            why = self.shared.get(f"{model}_build_error", f"see the message of {model}'s first probe")
+            raise ProbeError(f"the model could not be built ({why})")
+        return self.shared[f"{model}_build"]
+
+    def keep_trained(self, model: str, trained: torch.nn.Module) -> None:
+        """Leave the model a training probe trained for the later probes of `model`."""
+        self.shared[f"{model}_trained"] = trained
+
+    def trained(self, model: str) -> torch.nn.Module | None:
+        """The model `keep_trained` left for `model`, or None if its training probe failed."""
+        return self.shared.get(f"{model}_trained")
+
+    def trained_or_fresh(self, model: str, record_as: str = "trained") -> torch.nn.Module:
+        """The trained `model` if its training probe succeeded, else a fresh one, in eval mode (for the
+        properties that hold for any weights); which of the two goes into the reply as `record_as`."""
+        trained = self.trained(model)
+        self.record(record_as, trained is not None)
+        return (trained if trained is not None else self.built(model)()).eval()
+
     def generator(self, offset: int = 0) -> torch.Generator:
         """A torch.Generator seeded from this probe's seed."""
         g = torch.Generator()

@@ -1,6 +1,8 @@
 """Which backend runs here: forced by argument or `DGM_SANDBOX`, else docker, else bwrap, else refuse.
 
-`none` is never chosen automatically. The automatic answer is cached for the process and logged.
+Docker counts only when its engine answers, the image is present and a probe job runs with the real
+flags (both identities, a job dir bound from where this process makes them); bwrap only when a probe
+sandbox runs. `none` is never chosen automatically. Every answer is cached for the process and logged.
 """
 
 from __future__ import annotations
@@ -9,10 +11,13 @@ import logging
 import os
 import shutil
 import subprocess
+import tempfile
 from functools import cache
+from pathlib import Path
 
 from grader.errors import SandboxUnavailable
-from grader.sandbox.docker import docker_image
+from grader.sandbox.docker import docker_image, run_docker
+from grader.sandbox.model import MIB, Limits
 
 log = logging.getLogger(__name__)
 
@@ -37,10 +42,38 @@ def _docker_problem() -> str | None:
             capture_output=True, text=True, timeout=DOCKER_TIMEOUT_S, check=False,
         )  # fmt: skip
         if inspect.returncode != 0:
-            return f"docker image {image} not found (build it from docker/sandbox.Dockerfile)"
+            return f"docker image {image} not found (build it: make docker-images)"
     except (subprocess.TimeoutExpired, OSError) as exc:
         return f"docker engine not answering: {exc}"
-    return None
+    return _docker_probe()
+
+
+def _docker_probe() -> str | None:
+    """Why a minimal job fails under the docker backend, or None when it reads its job dir and exits 0.
+
+    The job dir comes from TMPDIR as every grading's does: an engine on another host (a compose
+    worker's) binds the same path of its own filesystem, so a TMPDIR it cannot see fails here.
+    """
+    check = "import sys; sys.exit(0 if open('/home/student/inputs/probe').read() == 'ok' else 3)"
+    with tempfile.TemporaryDirectory(prefix="dgm-probe-") as tmp:
+        job = Path(tmp)
+        (job / "inputs").mkdir(mode=0o700)
+        (job / "inputs" / "probe").write_text("ok")
+        (job / "work").mkdir()
+        (job / "work").chmod(0o1777)
+        limits = Limits(wall_s=60, memory_bytes=256 * MIB)
+        result = run_docker(["python", "-c", check], job, limits, kernel_identity=True)
+    if result.reason == "ok":
+        return None
+    if result.reason == "exit":
+        return (
+            f"the probe job could not read its job dir {tmp} inside the container: the engine must see "
+            f"this process's job dirs at the same path (TMPDIR={os.environ.get('TMPDIR', 'unset')}, writable "
+            f"by uid {os.geteuid()}?) {result.stderr.strip()[-200:]}"
+        ).rstrip()
+    if result.reason == "sandbox_error":
+        return f"the probe job did not start: {result.message}"
+    return f"the probe job failed: {result.message} {result.stderr.strip()[-200:]}".rstrip()
 
 
 def _bwrap_problem() -> str | None:
@@ -87,6 +120,9 @@ def _check_forced(backend: str) -> str:
         raise SandboxUnavailable(f"sandbox backend {backend!r} was requested but {problem}")
     if backend == "none":
         log.warning("sandbox backend 'none' requested: notebooks run WITHOUT isolation")
+    else:
+        image = f", image {docker_image()}" if backend == "docker" else ""
+        log.info("sandbox backend: %s (requested)%s", backend, image)
     return backend
 
 

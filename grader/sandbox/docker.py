@@ -1,7 +1,13 @@
 """The Docker backend (production): the same limits expressed as `docker run` flags.
 
-No Docker engine runs on the development machines, so `docker_command` is a pure function whose
-output the tests check flag by flag; `run_docker` runs it and interprets the result.
+`docker_command` is a pure function whose output the tests check flag by flag; `run_docker` runs it
+and interprets the result (`make docker-test` runs it on a real engine).
+
+Identities: the container starts as root with only the orchestrator's capabilities (no
+CAP_DAC_OVERRIDE, so it cannot read what it does not own) and `setpriv` switches to the orchestrator's
+uid. A grader running as root gives the job dir to IMAGE_UID; a grader running as its own user (the
+compose worker, uid 10001) cannot chown, so the orchestrator runs as that user's uid, which owns the
+job dir already. The student's kernel gets KERNEL_UID either way.
 
 The container is not started with `--rm`: `docker run --rm` waits for the removal, after which
 `docker inspect` can no longer tell an OOM kill (State.OOMKilled) from any other SIGKILL. It is
@@ -11,12 +17,14 @@ removed explicitly with `docker rm -f` once inspected.
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import os
 import secrets
 import subprocess
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 from grader.sandbox.model import CgroupStats, Limits, SandboxResult, result_from
 from grader.sandbox.prepare import (
@@ -34,8 +42,11 @@ log = logging.getLogger(__name__)
 DEFAULT_IMAGE = "dgm-grader-sandbox:latest"
 IMAGE_PYTHON = "/opt/venv/bin/python"
 IMAGE_UID = 65534
-KERNEL_UID = 65533  # the student's kernel, when the orchestrator runs as IMAGE_UID
-DOCKER_RUN_FAILED = 125  # the docker client's own "could not create/start the container"
+KERNEL_UID = 65533  # the student's kernel (each container has its own pid namespace)
+# The docker client's own statuses: could not create the container (125), could not run its command
+# (126) or found no such command (127). A program inside may exit with these too, so they mean a start
+# failure only when the engine recorded an error (State.Error) or never created the container.
+DOCKER_START_STATUSES = (125, 126, 127)
 
 
 def docker_image() -> str:
@@ -72,6 +83,7 @@ def docker_command(
     cmd = [
         "docker", "run",
         "--name", name,
+        "--pull", "never",  # a missing image is our error, never a download from some registry
         "--init",  # tini as PID 1 reaps the zombies a notebook leaves
         "--network", "none",
         "--read-only",
@@ -106,6 +118,47 @@ def _docker(*args: str, timeout: float = 30.0) -> subprocess.CompletedProcess[st
     return subprocess.run(["docker", *args], capture_output=True, text=True, timeout=timeout, check=False)
 
 
+def _client_env() -> dict[str, str]:
+    """The docker client's environment: PATH and its own settings (DOCKER_HOST, DOCKER_CONFIG, ...)."""
+    return {
+        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+        **{k: v for k, v in os.environ.items() if k.startswith("DOCKER_")},
+    }
+
+
+def _identities(job_dir: Path, kernel_identity: bool) -> tuple[int, int | None]:
+    """(orchestrator uid, kernel uid or None) inside the container; as root, gives `job_dir` away."""
+    if os.geteuid() == 0:
+        chown_tree(job_dir, IMAGE_UID, IMAGE_UID)
+        uid = IMAGE_UID
+    else:
+        uid = os.geteuid()
+    if not kernel_identity:
+        return uid, None
+    return uid, KERNEL_UID if uid != KERNEL_UID else KERNEL_UID - 1
+
+
+def _state(name: str) -> dict[str, Any] | None:
+    """The container's `.State` (OOMKilled, ExitCode, Error, ...), or None when it was never created."""
+    with contextlib.suppress(subprocess.SubprocessError, OSError, ValueError):
+        done = _docker("inspect", "--format", "{{json .State}}", name)
+        if done.returncode == 0:
+            state = json.loads(done.stdout)
+            return state if isinstance(state, dict) else None
+    return None
+
+
+def start_failure(returncode: int | None, stderr: str, state: dict[str, Any] | None) -> str | None:
+    """Why the engine never ran the program (its own message, not the client's usage hint), or None."""
+    if returncode not in DOCKER_START_STATUSES or (state is not None and not state.get("Error")):
+        return None
+    if state is not None:
+        return str(state["Error"])
+    lines = stderr.strip().splitlines()
+    own = [line.removeprefix("docker: ") for line in lines if line.startswith("docker: ")]
+    return (own or lines or ["no output"])[0]
+
+
 def run_docker(
     argv: Sequence[str],
     job_dir: Path,
@@ -116,15 +169,15 @@ def run_docker(
     kernel_identity: bool = False,
 ) -> SandboxResult:
     name = f"dgm-sbx-{secrets.token_hex(6)}"
-    if os.geteuid() == 0:
-        chown_tree(job_dir, IMAGE_UID, IMAGE_UID)
+    uid, kernel_uid = _identities(job_dir, kernel_identity)
     cmd = docker_command(
         argv,
         job_dir=job_dir,
         limits=limits,
         name=name,
         image=docker_image(),
-        kernel_uid=KERNEL_UID if kernel_identity else None,
+        uid=uid,
+        kernel_uid=kernel_uid,
         ro_binds=ro_binds,
         env=env,
     )
@@ -137,25 +190,23 @@ def run_docker(
         outcome = supervise(
             cmd,
             cwd=job_dir,
-            env={"PATH": os.environ.get("PATH", "/usr/bin:/bin")},
+            env=_client_env(),
             limits=limits,
             cgroup=None,
             rlimits=[],
             on_timeout=kill,
         )
-        oom = False
-        with contextlib.suppress(subprocess.SubprocessError, OSError):
-            inspect = _docker("inspect", "--format", "{{.State.OOMKilled}}", name)
-            oom = inspect.stdout.strip() == "true"
+        state = _state(name)
     finally:
         with contextlib.suppress(subprocess.SubprocessError, OSError):
             _docker("rm", "-f", name, timeout=60)
 
+    oom = state is not None and state.get("OOMKilled") is True
     failure = None
     if outcome.start_error:
         failure = outcome.start_error
-    elif outcome.returncode == DOCKER_RUN_FAILED and not oom and not outcome.timed_out:
-        failure = (outcome.stderr.strip().splitlines() or ["no output"])[-1]
+    elif not oom and not outcome.timed_out:
+        failure = start_failure(outcome.returncode, outcome.stderr, state)
     if failure is not None:
         log.error("docker failed to start the sandbox: %s", failure)
     # Peak memory and the pids counter are gone with the container; docker cannot report them.

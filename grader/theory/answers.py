@@ -43,7 +43,7 @@ def extract_answers(markdown_sources: Iterable[str]) -> ExtractedAnswers:
     warnings: list[str] = []
     for cell_no, source in enumerate(markdown_sources):
         for block_no, lines in enumerate(_answer_blocks(source, warnings, cell_no)):
-            for line in lines:
+            for _, line in lines:
                 if not line.strip() or line.strip().startswith("#"):
                     continue
                 match = _ANSWER_LINE.match(line)
@@ -62,12 +62,33 @@ def extract_answers(markdown_sources: Iterable[str]) -> ExtractedAnswers:
     return ExtractedAnswers(answers=answers, warnings=warnings)
 
 
-def _answer_blocks(source: str, warnings: list[str], cell_no: int) -> list[list[str]]:
-    blocks: list[list[str]] = []
+def fill_answers(source: str, values: Mapping[str, str]) -> str:
+    """`source` with every unanswered `key:` line of its answer blocks completed as `key: values[key]`.
+
+    Raises `KeyError` for a key that `values` lacks and `ValueError` for a line that already has an
+    answer (keys are written once, in the rubric; `dgm-grader assign` fills the solved notebook's).
+    """
+    lines = source.splitlines(keepends=True)
+    for block in _answer_blocks(source, [], 0):
+        for line_no, text in block:
+            match = _ANSWER_LINE.match(text)
+            if match is None:
+                continue
+            if match["value"]:
+                raise ValueError(f"answer {match['key']} has a value ({match['value']!r}); write only 'key:'")
+            line = lines[line_no]
+            ending = line[len(line.rstrip("\r\n")) :]
+            lines[line_no] = f"{line.rstrip()[:-1].rstrip()}: {values[match['key']]}{ending}"
+    return "".join(lines)
+
+
+def _answer_blocks(source: str, warnings: list[str], cell_no: int) -> list[list[tuple[int, str]]]:
+    """The lines of each answer block, as (line number in `source`, text without the fence's indent)."""
+    blocks: list[list[tuple[int, str]]] = []
     fence: str | None = None
     indent = ""
-    current: list[str] | None = None
-    for line in source.splitlines():
+    current: list[tuple[int, str]] | None = None
+    for line_no, line in enumerate(source.splitlines()):
         if fence is None:
             match = _FENCE_OPEN.match(line)
             if match is None:
@@ -83,7 +104,7 @@ def _answer_blocks(source: str, warnings: list[str], cell_no: int) -> list[list[
             fence, current = None, None
             continue
         if current is not None:
-            current.append(line[len(indent) :] if line.startswith(indent) else line.lstrip())
+            current.append((line_no, line[len(indent) :] if line.startswith(indent) else line.lstrip()))
     if fence is not None and current is not None:
         warnings.append(f"theory cell {cell_no + 1}: an answer block is not closed with {fence}")
         blocks.append(current)

@@ -9,7 +9,8 @@ The child is forked once and reused (its sympy caches stay warm). It must never 
 which earlier it did when the host was killed by SIGTERM: the fork had inherited the host's end of
 the pipe, so it never saw end-of-file. Now the child closes that end, asks Linux to SIGKILL it when
 its parent dies (`PR_SET_PDEATHSIG`), and is a daemon process, which multiprocessing terminates at
-the host's normal exit.
+the host's normal exit. Its owners (the server's lifespan, the CLI) stop it explicitly on the way
+out through `grader.children.stop_children`, which calls `stop_worker`.
 """
 
 from __future__ import annotations
@@ -52,6 +53,11 @@ def symbolically_equal(student: sympy.Expr, key: sympy.Expr, bounds: Bounds, *, 
     if timeout_s is None:
         return _symbolically_equal(student, key, bounds)
     return bool(_WORKER.call((student, key, bounds), timeout_s))
+
+
+def stop_worker() -> None:
+    """Kill the worker process if one runs (the next comparison starts a new one)."""
+    _WORKER.stop()
 
 
 def _difference(student: sympy.Expr, key: sympy.Expr) -> sympy.Expr:

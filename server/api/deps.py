@@ -8,15 +8,16 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Annotated
 
-from fastapi import Depends, Request
+from fastapi import Depends, Query, Request
 from fastapi.routing import APIRoute
 from sqlalchemy.orm import Session
 
 from server.core.config import Settings
 from server.core.db import Database
 from server.core.security import Passwords, RateLimiter, SessionData, SessionSigner
-from server.errors import NotAuthenticated, PermissionDenied
+from server.errors import NotAuthenticated, PermissionDenied, RateLimited
 from server.models import Course, Role, User
+from server.schemas import MAX_ID
 from server.services import courses, users
 from server.storage import FileStore
 
@@ -34,7 +35,8 @@ class AppContext:
     store: FileStore
     passwords: Passwords
     signer: SessionSigner
-    login_limiter: RateLimiter
+    login_limiter: RateLimiter  # per username
+    address_limiter: RateLimiter  # login attempts per client address
     upload_limiter: RateLimiter
 
 
@@ -64,8 +66,14 @@ async def get_session(ctx: Ctx) -> AsyncIterator[Session]:
 SessionDep = Annotated[Session, Depends(get_session)]
 
 
-def read_session_cookie(request: Request, ctx: AppContext) -> SessionData | None:
-    return ctx.signer.loads(request.cookies.get(SESSION_COOKIE))
+def session_user(request: Request, ctx: AppContext, session: Session) -> tuple[User, SessionData] | None:
+    """The user of the request's session cookie, while its server-side session lasts."""
+    data = ctx.signer.loads(request.cookies.get(SESSION_COOKIE))
+    if data is None or data.user_id is None:
+        return None
+    user = users.user_for_session(session, user_id=data.user_id, secret=data.sid)
+    session.commit()  # no transaction across the thread hop to the handler (see get_session)
+    return (user, data) if user is not None else None
 
 
 def get_current_user(request: Request, ctx: Ctx, session: SessionDep) -> User:
@@ -81,15 +89,13 @@ def get_current_user(request: Request, ctx: Ctx, session: SessionDep) -> User:
             raise NotAuthenticated("invalid, expired or revoked token")
         session.commit()  # persists last_used_at, ends the transaction
         return user
-    data = read_session_cookie(request, ctx)
-    if data is not None and data.user_id is not None:
-        if request.method not in SAFE_METHODS and request.headers.get(CSRF_HEADER) != data.csrf:
-            raise PermissionDenied("CSRF check failed: send the page's token in the X-CSRF-Token header")
-        user = session.get(User, data.user_id)
-        session.commit()
-        if user is not None and user.is_active:
-            return user
-    raise NotAuthenticated("not authenticated")
+    found = session_user(request, ctx, session)
+    if found is None:
+        raise NotAuthenticated("not authenticated")
+    user, data = found
+    if request.method not in SAFE_METHODS and request.headers.get(CSRF_HEADER) != data.csrf:
+        raise PermissionDenied("CSRF check failed: send the page's token in the X-CSRF-Token header")
+    return user
 
 
 CurrentUser = Annotated[User, Depends(get_current_user)]
@@ -121,8 +127,38 @@ def get_course(ctx: Ctx, session: SessionDep) -> Course:
 CourseDep = Annotated[Course, Depends(get_course)]
 
 
+MAX_PAGE = 500
+
+
+@dataclass(frozen=True)
+class Page:
+    """A slice of a list that grows (newest first): ``limit`` items after skipping ``offset``."""
+
+    limit: int
+    offset: int
+
+
+def get_page(
+    limit: Annotated[int, Query(ge=1, le=MAX_PAGE, description="items per page")] = 100,
+    offset: Annotated[int, Query(ge=0, le=MAX_ID, description="items to skip")] = 0,
+) -> Page:
+    return Page(limit=limit, offset=offset)
+
+
+PageDep = Annotated[Page, Depends(get_page)]
+
+
 def client_ip(request: Request) -> str:
     return request.client.host if request.client else "unknown"
+
+
+def login_allowed(request: Request, ctx: AppContext, username: str) -> None:
+    """Count a login attempt against the username (whoever tries it) and against the client address
+    (whatever names it tries); raise :class:`RateLimited` when either is over its limit."""
+    for limiter, key in ((ctx.address_limiter, client_ip(request)), (ctx.login_limiter, username[:64])):
+        wait = limiter.hit(key)
+        if wait is not None:
+            raise RateLimited(f"too many login attempts; try again in {wait:.0f} s", wait)
 
 
 def _end_transactions(kwargs: dict[str, object]) -> None:

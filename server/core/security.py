@@ -48,11 +48,13 @@ def hash_token(token: str) -> str:
 
 @dataclass(frozen=True)
 class SessionData:
-    """What the session cookie carries: the user (None before login), a CSRF token, an expiry."""
+    """What the session cookie carries: the user (None before login), a CSRF token, an expiry, and
+    after login the secret of the server-side session (``server.models.UserSession``) that must exist."""
 
     user_id: int | None
     csrf: str
     expires: float
+    sid: str | None = None
 
 
 class SessionSigner:
@@ -64,7 +66,7 @@ class SessionSigner:
 
     def dumps(self, data: SessionData) -> str:
         payload = base64.urlsafe_b64encode(
-            json.dumps({"u": data.user_id, "c": data.csrf, "e": data.expires}).encode()
+            json.dumps({"u": data.user_id, "c": data.csrf, "e": data.expires, "s": data.sid}).encode()
         ).rstrip(b"=")
         return (payload + b"." + self._mac(payload)).decode()
 
@@ -76,13 +78,13 @@ class SessionSigner:
             return None
         try:
             raw = json.loads(base64.urlsafe_b64decode(payload + b"=" * (-len(payload) % 4)))
-            data = SessionData(user_id=raw["u"], csrf=str(raw["c"]), expires=float(raw["e"]))
+            data = SessionData(user_id=raw["u"], csrf=str(raw["c"]), expires=float(raw["e"]), sid=raw.get("s"))
         except (ValueError, KeyError, TypeError):
             return None
         return data if data.expires > time.time() else None
 
-    def new(self, user_id: int | None) -> SessionData:
-        return SessionData(user_id=user_id, csrf=secrets.token_urlsafe(24), expires=time.time() + self.ttl_s)
+    def new(self, user_id: int | None = None, sid: str | None = None) -> SessionData:
+        return SessionData(user_id=user_id, csrf=secrets.token_urlsafe(24), expires=time.time() + self.ttl_s, sid=sid)
 
     def _mac(self, payload: bytes) -> bytes:
         digest = hmac.new(self._key, payload, hashlib.sha256).digest()

@@ -14,14 +14,25 @@ from urllib.parse import quote
 from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
+from pydantic import ValidationError
 from sqlalchemy.orm import Session
 
 from server import render
-from server.api.deps import SESSION_COOKIE, AppContext, CourseDep, Ctx, SessionDep, SessionRoute, client_ip
+from server.api.deps import (
+    SESSION_COOKIE,
+    AppContext,
+    CourseDep,
+    Ctx,
+    SessionDep,
+    SessionRoute,
+    login_allowed,
+    session_user,
+)
 from server.core.security import SessionData
-from server.errors import InvalidInput, NotAuthenticated, PermissionDenied, RateLimited
-from server.models import Role, User
-from server.services import courses, gradebook, grades, submissions, users
+from server.errors import InvalidInput, NotAuthenticated, PermissionDenied
+from server.models import Role, Submission, User
+from server.schemas import Id, ItemPointsIn, Name, Reason, SearchText, Username, validation_message
+from server.services import courses, gradebook, grades, questions, submissions, users
 
 TEMPLATES = Jinja2Templates(directory=Path(__file__).resolve().parent.parent / "templates")
 TEMPLATES.env.filters["pts"] = lambda v: "–" if v is None else f"{v:g}"
@@ -43,14 +54,10 @@ class PageAuth:
 
 
 def page_auth(request: Request, ctx: Ctx, session: SessionDep) -> PageAuth:
-    data = ctx.signer.loads(request.cookies.get(SESSION_COOKIE))
-    if data is None or data.user_id is None:
+    found = session_user(request, ctx, session)
+    if found is None:
         raise NotAuthenticated("log in first")
-    user = session.get(User, data.user_id)
-    session.commit()  # no transaction across the thread hop to the handler (see get_session)
-    if user is None or not user.is_active:
-        raise NotAuthenticated("log in first")
-    return PageAuth(user, data)
+    return PageAuth(*found)
 
 
 Auth = Annotated[PageAuth, Depends(page_auth)]
@@ -70,9 +77,9 @@ def check_csrf(data: SessionData, token: str) -> None:
         raise PermissionDenied("the form expired or came from another site; reload the page and try again")
 
 
-def page(request: Request, name: str, auth: PageAuth | None, **context: Any) -> HTMLResponse:
+def page(request: Request, name: str, auth: PageAuth | None, *, status_code: int = 200, **context: Any) -> HTMLResponse:
     context.update(request=request, user=auth.user if auth else None, csrf=auth.data.csrf if auth else "")
-    return TEMPLATES.TemplateResponse(request, name, context)
+    return TEMPLATES.TemplateResponse(request, name, context, status_code=status_code)
 
 
 def _set_session(response: Response, ctx: AppContext, data: SessionData) -> None:
@@ -115,13 +122,14 @@ def login(
     error = None
     if data is None or csrf_token != data.csrf:
         error = "Your login form expired. Please try again."
-    elif (wait := ctx.login_limiter.hit(f"{client_ip(request)}:{username}")) is not None:
-        raise RateLimited(f"too many login attempts; try again in {wait:.0f} s", wait)
     else:
+        login_allowed(request, ctx, username)
         user = users.authenticate(session, username=username, password=password, passwords=ctx.passwords)
         if user is not None:
+            sid = users.start_session(session, user=user, ttl_s=ctx.settings.session_ttl_s)
+            session.commit()
             redirect = RedirectResponse(_safe_next(next), status_code=303)
-            _set_session(redirect, ctx, ctx.signer.new(user.id))  # a fresh session: no fixation
+            _set_session(redirect, ctx, ctx.signer.new(user.id, sid))  # a fresh session: no fixation
             return redirect
         error = "Wrong username or password."
     data = ctx.signer.new(None)
@@ -136,8 +144,11 @@ def login(
 
 
 @router.post("/logout")
-def logout(auth: Auth, csrf_token: Annotated[str, Form()] = "") -> Response:
+def logout(auth: Auth, session: SessionDep, csrf_token: Annotated[str, Form()] = "") -> Response:
+    """End the session on the server too: a copy of the cookie is worthless afterwards."""
     check_csrf(auth.data, csrf_token)
+    users.end_session(session, secret=auth.data.sid)
+    session.commit()
     response = RedirectResponse("/login", status_code=303)
     response.delete_cookie(SESSION_COOKIE, path="/")
     return response
@@ -156,45 +167,54 @@ def student_home(request: Request, auth: Auth, course: CourseDep, session: Sessi
     assignments = courses.list_assignments(session, course=course)
     deadlines = {a.name: submissions.effective_deadline(session, assignment=a, user_id=user.id) for a in assignments}
     subs = submissions.list_submissions(session, viewer=user, course=course)
-    book = gradebook.compute_gradebook(session, course=course, user_id=user.id)
+    book = gradebook.compute_gradebook(session, course=course, user_id=user.id, released_only=True)
+    assignments_dir = request.app.state.ctx.settings.assignments_dir
     return page(
         request,
         "student.html",
         auth,
         assignments=assignments,
+        templates={a.name for a in assignments if courses.template_path(a, assignments_dir=assignments_dir)},
         deadlines=deadlines,
         subs=subs,
         status_of=submissions.status_of,
+        score_of=lambda sub: grades.visible_score(sub, viewer=user),
         row=book.students[0] if book.students else None,
         scheme=book.scheme,
         max_upload_mib=request.app.state.ctx.settings.max_upload_bytes // (1024 * 1024),
     )
 
 
+def _notebook_data(ctx: AppContext, sub: Submission) -> bytes:
+    """The notebook as the grader executed it, or as uploaded until then."""
+    return ctx.store.read(sub.executed_sha256) if sub.executed_sha256 else submissions.get_file(ctx.store, sub)
+
+
 def _submission_context(session: Session, sub_id: int, auth: PageAuth, ctx: AppContext) -> dict[str, Any]:
     sub = submissions.get_submission(session, submission_id=sub_id, viewer=auth.user)
     executed = sub.executed_sha256 is not None
     try:
-        data = ctx.store.read(sub.executed_sha256) if sub.executed_sha256 else submissions.get_file(ctx.store, sub)
-        nb_html = render.notebook(data)
+        nb_html = render.notebook(_notebook_data(ctx, sub))
     except Exception:
         nb_html = None
-    total = sum(i.points or 0.0 for i in sub.items) if sub.graded_at else None
     return {
         "sub": sub,
+        "items": grades.item_views(sub, viewer=auth.user),
         "status": submissions.status_of(sub),
         "job": submissions.latest_job(sub),
-        "total": total,
-        "max_total": sum(i.max_points for i in sub.items),
+        "total": grades.visible_score(sub, viewer=auth.user),
+        "max_total": sub.max_points,
         "notebook_html": nb_html,
         "executed": executed,
         "has_full_report": sub.report is not None and _report_renderer() is not None,
         "markdown": render.markdown,
+        "error": None,
+        "typed": {},  # the grading form's fields as typed, when they come back with an error
     }
 
 
 @router.get("/submissions/{sub_id}")
-def submission_page(request: Request, sub_id: int, auth: Auth, ctx: Ctx, session: SessionDep) -> Response:
+def submission_page(request: Request, sub_id: Id, auth: Auth, ctx: Ctx, session: SessionDep) -> Response:
     return page(request, "submission.html", auth, **_submission_context(session, sub_id, auth, ctx))
 
 
@@ -207,7 +227,7 @@ def _report_renderer() -> Any:
 
 
 @router.get("/submissions/{sub_id}/report")
-def full_report(sub_id: int, auth: Auth, session: SessionDep) -> Response:
+def full_report(sub_id: Id, auth: Auth, session: SessionDep) -> Response:
     """The grading pipeline's own HTML feedback report, under a CSP that allows no scripts."""
     sub = submissions.get_submission(session, submission_id=sub_id, viewer=auth.user)
     render_html = _report_renderer()
@@ -236,35 +256,50 @@ def _parse_points(raw: str, item_id: str) -> float | None:
 
 
 @router.post("/submissions/{sub_id}/grade")
-async def grade_submission(request: Request, sub_id: int, auth: Staff, session: SessionDep) -> Response:
-    """Manual points per rubric item: fields ``points:<id>``, ``reason:<id>``, ``comment:<id>``."""
+async def grade_submission(request: Request, sub_id: Id, auth: Staff, ctx: Ctx, session: SessionDep) -> Response:
+    """Manual points per rubric item: fields ``points:<id>``, ``reason:<id>``, ``comment:<id>``.
+
+    A mistake saves nothing and shows the page again with the error and everything that was typed."""
     form = await request.form()
     check_csrf(auth.data, str(form.get("csrf_token", "")))
     sub = submissions.get_submission(session, submission_id=sub_id, viewer=auth.user)
-    for item in sub.items:
-        key = f"points:{item.item_id}"
-        if key not in form:
-            continue
-        points = _parse_points(str(form[key]), item.item_id)
-        comment = str(form.get(f"comment:{item.item_id}", "")).strip() or None
-        if points == item.manual_points and comment == item.manual_comment:
-            continue
-        grades.set_item_points(
-            session,
-            submission=sub,
-            item_id=item.item_id,
-            points=points,
-            reason=str(form.get(f"reason:{item.item_id}", "")),
-            comment=comment,
-            actor=auth.user,
-        )
+    try:
+        for item in sub.items:
+            key = f"points:{item.item_id}"
+            if key not in form:
+                continue
+            try:
+                entry = ItemPointsIn(
+                    points=_parse_points(str(form[key]), item.item_id),
+                    reason=str(form.get(f"reason:{item.item_id}", "")),
+                    comment=str(form.get(f"comment:{item.item_id}", "")).strip() or None,
+                )
+            except ValidationError as exc:
+                raise InvalidInput(f"{item.item_id}: {validation_message(exc)}") from None
+            if entry.points == item.manual_points and entry.comment == item.manual_comment:
+                continue
+            grades.set_item_points(
+                session,
+                submission=sub,
+                item_id=item.item_id,
+                points=entry.points,
+                reason=entry.reason,
+                comment=entry.comment,
+                actor=auth.user,
+            )
+    except InvalidInput as exc:
+        session.rollback()
+        context = _submission_context(session, sub_id, auth, ctx)
+        typed = {k: str(v) for k, v in form.items() if k.startswith(("points:", "reason:", "comment:"))}
+        context.update(error=exc.message, typed=typed)
+        return page(request, "submission.html", auth, status_code=exc.status_code, **context)
     session.commit()
     return RedirectResponse(f"/submissions/{sub_id}", status_code=303)
 
 
 @router.post("/submissions/{sub_id}/regrade")
 def regrade_submission(
-    sub_id: int, auth: Staff, ctx: Ctx, session: SessionDep, csrf_token: Annotated[str, Form()] = ""
+    sub_id: Id, auth: Staff, ctx: Ctx, session: SessionDep, csrf_token: Annotated[str, Form()] = ""
 ) -> Response:
     check_csrf(auth.data, csrf_token)
     sub = submissions.get_submission(session, submission_id=sub_id, viewer=auth.user)
@@ -285,8 +320,8 @@ def submissions_page(
     auth: Auth,
     course: CourseDep,
     session: SessionDep,
-    assignment: str | None = None,
-    username: str | None = None,
+    assignment: SearchText = "",
+    username: SearchText = "",
 ) -> Response:
     if not auth.is_staff:
         return RedirectResponse("/me", status_code=303)
@@ -300,14 +335,14 @@ def submissions_page(
         subs=subs,
         status_of=submissions.status_of,
         assignments=courses.list_assignments(session, course=course),
-        assignment=assignment or "",
-        username=username or "",
+        assignment=assignment,
+        username=username,
     )
 
 
 @router.post("/assignments/{name}/regrade")
 def regrade_assignment(
-    name: str,
+    name: Name,
     auth: Staff,
     course: CourseDep,
     ctx: Ctx,
@@ -346,13 +381,137 @@ def assignments_page(request: Request, auth: Staff, course: CourseDep, session: 
     )
 
 
-@router.post("/assignments/{name}/deadline")
-def set_deadline(
-    name: str,
+def _question_page(
+    request: Request,
+    auth: PageAuth,
+    ctx: AppContext,
+    question: questions.Question,
+    submission_id: int | None,
+    *,
+    error: str | None = None,
+    typed: dict[str, str] | None = None,
+) -> Response:
+    """One answer of the question (``submission_id``, else the first ungraded), with progress and navigation."""
+    answers = question.answers
+    if submission_id is not None:
+        position: int | None = question.index_of(submission_id)
+    else:
+        first = question.next_ungraded()
+        position = answers.index(first) if first else (0 if answers else None)
+    answer = answers[position] if position is not None else None
+    answer_html = None
+    if answer is not None:
+        try:
+            data = _notebook_data(ctx, answer.submission)
+            answer_html = render.notebook_cells(questions.answer_cells(data, question.item["id"]))
+        except Exception:
+            answer_html = None
+    following = question.next_ungraded(position) if position is not None else None
+    saved = answer.score if answer else None
+    if typed is None:
+        points = "" if saved is None or saved.manual_points is None else f"{saved.manual_points:g}"
+        typed = {"points": points, "comment": (saved.manual_comment or "") if saved else ""}
+    return page(
+        request,
+        "question.html",
+        auth,
+        question=question,
+        answer=answer,
+        position=position,
+        answer_html=answer_html,
+        next_ungraded=following if following is not answer else None,
+        error=error,
+        typed=typed,
+        status_code=InvalidInput.status_code if error else 200,
+    )
+
+
+@router.get("/assignments/{name}/items/{item_id}")
+def question_page(
+    request: Request,
+    name: Name,
+    item_id: Name,
+    auth: Staff,
+    course: CourseDep,
+    ctx: Ctx,
+    session: SessionDep,
+    submission: Id | None = None,
+) -> Response:
+    a = courses.get_assignment(session, course=course, name=name)
+    question = questions.get_question(session, course=course, assignment=a, item_id=item_id)
+    return _question_page(request, auth, ctx, question, submission)
+
+
+@router.post("/assignments/{name}/items/{item_id}")
+def grade_question(
+    request: Request,
+    name: Name,
+    item_id: Name,
+    auth: Staff,
+    course: CourseDep,
+    ctx: Ctx,
+    session: SessionDep,
+    submission: Annotated[Id, Form()],
+    points: Annotated[str, Form(max_length=32)] = "",
+    comment: Annotated[str, Form(max_length=10_000)] = "",
+    csrf_token: Annotated[str, Form()] = "",
+) -> Response:
+    """Save one answer's points and comment, then go on to the next ungraded answer.
+
+    A mistake (no points, out of range) shows the same answer again with the error and what was typed."""
+    check_csrf(auth.data, csrf_token)
+    a = courses.get_assignment(session, course=course, name=name)
+    question = questions.get_question(session, course=course, assignment=a, item_id=item_id)
+    position = question.index_of(submission)
+    answer = question.answers[position]
+    try:
+        value = _parse_points(points, item_id)
+        if value is None:
+            raise InvalidInput(f"{item_id}: give the points (0 to {answer.score.max_points:g})")
+        entry = ItemPointsIn(points=value, reason="", comment=comment.strip() or None)
+        grades.set_item_points(
+            session,
+            submission=answer.submission,
+            item_id=item_id,
+            points=entry.points,
+            comment=entry.comment,
+            actor=auth.user,
+        )
+    except (InvalidInput, ValidationError) as exc:
+        message = f"{item_id}: {validation_message(exc)}" if isinstance(exc, ValidationError) else exc.message
+        session.rollback()
+        return _question_page(
+            request, auth, ctx, question, submission, error=message, typed={"points": points, "comment": comment}
+        )
+    session.commit()
+    following = question.next_ungraded(position)
+    target = f"/assignments/{quote(name)}/items/{quote(item_id)}"
+    return RedirectResponse(f"{target}?submission={(following or answer).submission.id}", status_code=303)
+
+
+@router.post("/assignments/{name}/release")
+def release_grades(
+    name: Name,
     auth: Staff,
     course: CourseDep,
     session: SessionDep,
-    deadline: Annotated[str, Form()] = "",
+    released: Annotated[bool, Form()] = True,
+    csrf_token: Annotated[str, Form()] = "",
+) -> Response:
+    check_csrf(auth.data, csrf_token)
+    a = courses.get_assignment(session, course=course, name=name)
+    grades.release_grades(session, assignment=a, released=released, actor=auth.user)
+    session.commit()
+    return RedirectResponse("/assignments", status_code=303)
+
+
+@router.post("/assignments/{name}/deadline")
+def set_deadline(
+    name: Name,
+    auth: Staff,
+    course: CourseDep,
+    session: SessionDep,
+    deadline: Annotated[str, Form(max_length=64)] = "",
     csrf_token: Annotated[str, Form()] = "",
 ) -> Response:
     check_csrf(auth.data, csrf_token)
@@ -404,10 +563,10 @@ def grant_extension(
     auth: Staff,
     course: CourseDep,
     session: SessionDep,
-    assignment: Annotated[str, Form()],
-    username: Annotated[str, Form()],
-    deadline: Annotated[str, Form()],
-    reason: Annotated[str, Form()] = "",
+    assignment: Annotated[Name, Form()],
+    username: Annotated[Username, Form()],
+    deadline: Annotated[str, Form(max_length=64)],
+    reason: Annotated[Reason, Form()] = "",
     csrf_token: Annotated[str, Form()] = "",
 ) -> Response:
     check_csrf(auth.data, csrf_token)
@@ -431,8 +590,8 @@ def revoke_extension(
     auth: Staff,
     course: CourseDep,
     session: SessionDep,
-    assignment: Annotated[str, Form()],
-    username: Annotated[str, Form()],
+    assignment: Annotated[Name, Form()],
+    username: Annotated[Username, Form()],
     csrf_token: Annotated[str, Form()] = "",
 ) -> Response:
     check_csrf(auth.data, csrf_token)

@@ -78,7 +78,13 @@ def update_course(
     if scheme is not None:
         course.scheme = scheme.model_dump(mode="json")
     if policy is not None:
+        grace_changed = policy.grace_minutes != policy_of(course).grace_minutes
         course.policy = policy.model_dump(mode="json")
+        if grace_changed:
+            from server.services.submissions import refresh_late_flags
+
+            for assignment in list_assignments(session, course=course):
+                refresh_late_flags(session, assignment=assignment)
     return course
 
 
@@ -117,12 +123,13 @@ def upsert_assignment(
     else:
         a.title, a.points, a.rubric, a.position = spec.title, spec.points, spec.rubric, position
         if deadline is not None:
-            a.deadline = deadline
+            set_deadline(session, assignment=a, deadline=deadline)
     session.flush()
     return a
 
 
 def set_deadline(session: Session, *, assignment: Assignment, deadline: datetime | None) -> Assignment:
+    """Set or clear the deadline and recompute the late flags the gradebook relies on."""
     from server.services.submissions import refresh_late_flags
 
     if deadline is not None and deadline.tzinfo is None:
@@ -151,6 +158,14 @@ def specs_from_grader(assignments_dir: Path | None) -> list[AssignmentSpec]:
         ]
         specs.append(AssignmentSpec(name=a.name, title=rubric.title, points=float(rubric.points), rubric=items))
     return specs
+
+
+def template_path(assignment: Assignment, *, assignments_dir: Path | None) -> Path | None:
+    """The blank notebook students start the assignment from, or None when its folder has none."""
+    from grader.assignment import assignment_folder, template_file
+
+    path = template_file(assignment_folder(assignment.name, assignments_dir))
+    return path if path.is_file() else None
 
 
 def load_assignments(session: Session, *, course: Course, assignments_dir: Path | None) -> list[Assignment]:

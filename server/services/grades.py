@@ -1,11 +1,13 @@
-"""Grade changes made by people: manual item points and overrides, exam scores, extensions.
+"""Grade changes made by people: manual item points and overrides, exam scores, extensions, grade release.
 
-Every change goes through :func:`server.services.audit.record`.
+Every change goes through :func:`server.services.audit.record`. What a student may see of an item before
+its assignment's grades are released is decided here too (:func:`item_views`).
 """
 
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy import select
@@ -16,6 +18,82 @@ from server.models import Assignment, Course, ExamScore, Extension, ItemScore, R
 from server.services import audit
 from server.services.courses import scheme_of
 from server.services.submissions import refresh_late_flags
+
+
+@dataclass(frozen=True, slots=True)
+class ItemView:
+    """One rubric item as a viewer may see it."""
+
+    item_id: str
+    kind: str
+    title: str
+    max_points: float
+    auto_points: float | None
+    auto_status: str | None
+    message: str | None  # the grader's message; none once a TA's review replaced "awaiting review"
+    manual_points: float | None
+    manual_comment: str | None
+    points: float | None
+    pending: bool  # a TA's review is still to come (or, for a student, still to be released)
+    status: str  # the grader's status, or "reviewed" once a TA graded an item that waited for review
+
+
+def manual_grades_visible(sub: Submission, *, viewer: User) -> bool:
+    """Staff always see manual points and comments; a student only once the assignment's grades are released."""
+    return viewer.role != Role.student or sub.assignment.grades_released
+
+
+def item_views(sub: Submission, *, viewer: User) -> list[ItemView]:
+    """The items of ``sub``; before release a student sees the automatic results only."""
+    visible = manual_grades_visible(sub, viewer=viewer)
+    views = []
+    for i in sub.items:
+        manual = i.manual_points if visible else None
+        awaits_review = i.kind == "manual" or i.auto_status == "pending"
+        reviewed = awaits_review and manual is not None
+        views.append(
+            ItemView(
+                item_id=i.item_id,
+                kind=i.kind,
+                title=i.title,
+                max_points=i.max_points,
+                auto_points=i.auto_points,
+                auto_status=i.auto_status,
+                message=None if reviewed else i.auto_message,
+                manual_points=manual,
+                manual_comment=i.manual_comment if visible else None,
+                points=manual if manual is not None else i.auto_points,
+                pending=awaits_review and manual is None,
+                status="reviewed" if reviewed else i.auto_status or "pending",
+            )
+        )
+    return views
+
+
+def visible_score(sub: Submission, *, viewer: User) -> float | None:
+    """Points before late penalties as ``viewer`` may see them; None until graded."""
+    if sub.graded_at is None:
+        return None
+    return round(sum(v.points or 0.0 for v in item_views(sub, viewer=viewer)), 6)
+
+
+def release_grades(session: Session, *, assignment: Assignment, released: bool, actor: User) -> Assignment:
+    """Show (or hide again) the assignment's manual points and comments to its students."""
+    old = assignment.grades_released_at
+    if released == (old is not None):
+        return assignment
+    assignment.grades_released_at = utcnow() if released else None
+    audit.record(
+        session,
+        actor=actor,
+        student_id=None,
+        entity="release",
+        key=f"assignment:{assignment.name}/release",
+        old=old.isoformat() if old else None,
+        new=assignment.grades_released_at.isoformat() if assignment.grades_released_at else None,
+        reason="grades released" if released else "release withdrawn",
+    )
+    return assignment
 
 
 def set_item_points(

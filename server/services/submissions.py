@@ -99,7 +99,9 @@ def list_submissions(
     assignment: str | None = None,
     username: str | None = None,
     limit: int = 500,
+    offset: int = 0,
 ) -> list[Submission]:
+    """Newest first; a student sees only their own."""
     stmt = (
         select(Submission)
         .join(Assignment, Submission.assignment_id == Assignment.id)
@@ -113,6 +115,7 @@ def list_submissions(
         )
         .order_by(Submission.id.desc())
         .limit(limit)
+        .offset(offset)
     )
     if viewer.role == Role.student:
         stmt = stmt.where(Submission.user_id == viewer.id)

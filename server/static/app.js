@@ -1,4 +1,4 @@
-// Small progressive enhancements: upload with progress, live status polling, sortable tables.
+// Small progressive enhancements: upload with progress, live status polling, sortable tables, confirmations.
 "use strict";
 
 const csrf = () => document.body.dataset.csrf || "";
@@ -98,4 +98,29 @@ function setupSorting() {
   });
 }
 
-document.addEventListener("DOMContentLoaded", () => { setupUpload(); setupPolling(); setupSorting(); });
+// Destructive or visible-to-students actions ask first: <form data-confirm="Regrade all of hw1?">.
+function setupConfirmations() {
+  document.querySelectorAll("form[data-confirm]").forEach((form) => {
+    form.addEventListener("submit", (ev) => { if (!window.confirm(form.dataset.confirm)) ev.preventDefault(); });
+  });
+}
+
+// Grading by question: a reusable comment fills the comment box; j / k / n follow the links that carry the key.
+function setupGradingByQuestion() {
+  const box = document.getElementById("comment");
+  document.querySelectorAll("button[data-comment]").forEach((button) => {
+    button.addEventListener("click", () => {
+      box.value = box.value.trim() ? box.value.trimEnd() + "\n" + button.dataset.comment : button.dataset.comment;
+      box.focus();
+    });
+  });
+  document.addEventListener("keydown", (ev) => {
+    if (ev.ctrlKey || ev.metaKey || ev.altKey || ev.target.closest("input, textarea, select")) return;
+    const link = document.querySelector('a[data-key="' + ev.key + '"]');
+    if (link) { ev.preventDefault(); window.location.href = link.href; }
+  });
+}
+
+document.addEventListener("DOMContentLoaded", () => {
+  setupUpload(); setupPolling(); setupSorting(); setupConfirmations(); setupGradingByQuestion();
+});

@@ -5,6 +5,7 @@ automatic point, the blank template none, and each fixture loses exactly what
 
 from __future__ import annotations
 
+import secrets
 import tempfile
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -23,7 +24,10 @@ FIXTURES = ROOT / "tests" / "fixtures" / "hw1"
 HW1 = load_assignment("hw1")
 EXPECTED = yaml.safe_load((FIXTURES / "expected.yaml").read_text())["fixtures"]
 GRADED = sorted(name for name, spec in EXPECTED.items() if not spec.get("invalid"))
+# alternative correct solutions (tests/fixtures/variants.py builds them): every automatic point each
+CORRECT = sorted(path.name for path in (FIXTURES / "correct").glob("*.ipynb"))
 SEED = 7
+RANDOM_SEED = secrets.randbits(31)  # a new one each run: the solved notebook must get every point on any seed
 
 
 def _expand(names: list[str]) -> set[str]:
@@ -39,16 +43,22 @@ def _expand(names: list[str]) -> set[str]:
 @pytest.fixture(scope="module")
 def graded() -> dict[str, tuple[Report, nbformat.NotebookNode]]:
     """Every notebook graded once, two at a time (each grading is a sandboxed subprocess)."""
-    paths = {"solved": HW1.solution_path, "template": HW1.template_path} | {n: FIXTURES / n for n in GRADED}
+    jobs = {
+        "solved": (HW1.solution_path, SEED),
+        "solved_random": (HW1.solution_path, RANDOM_SEED),
+        "template": (HW1.template_path, SEED),
+    } | {n: (FIXTURES / n, SEED) for n in GRADED}
+    jobs |= {f"correct/{n}": (FIXTURES / "correct" / n, SEED) for n in CORRECT}
     out = Path(tempfile.mkdtemp(prefix="hw1-executed-"))
 
     def run(key: str) -> tuple[Report, nbformat.NotebookNode]:
-        executed = out / f"{key}.ipynb"
-        report = grade(paths[key], HW1, profile="ci", sandbox="bwrap", seed=SEED, executed_path=executed)
+        executed = out / f"{key.replace('/', '-')}.ipynb"
+        path, seed = jobs[key]
+        report = grade(path, HW1, profile="ci", sandbox="bwrap", seed=seed, executed_path=executed)
         return report, nbformat.read(executed, as_version=4)
 
     with ThreadPoolExecutor(max_workers=2) as pool:
-        return dict(zip(paths, pool.map(run, paths), strict=True))
+        return dict(zip(jobs, pool.map(run, jobs), strict=True))
 
 
 def _lost(report: Report) -> dict[str, str]:
@@ -63,6 +73,20 @@ def test_solution_gets_every_automatic_point(graded) -> None:
     assert report.sandbox is not None and report.sandbox.isolated and report.sandbox.reason == "ok"
     assert report.warnings == []
     assert len(report.figures) == 5  # two sample grids, PixelCNN completions, two training curves
+
+
+def test_solution_gets_every_automatic_point_on_a_random_seed(graded) -> None:
+    report, _ = graded["solved_random"]
+    assert _lost(report) == {}, f"seed {RANDOM_SEED} (reproduce with --seed {RANDOM_SEED}): {_lost(report)}"
+
+
+@pytest.mark.parametrize("name", CORRECT)
+def test_correct_alternative_gets_every_automatic_point(graded, name: str) -> None:
+    report, _ = graded[f"correct/{name}"]
+    assert _lost(report) == {}
+    assert report.auto_total == report.auto_max == 11
+    assert report.sandbox is not None and report.sandbox.reason == "ok"
+    assert report.warnings == []
 
 
 def test_blank_template_gets_no_automatic_point(graded) -> None:

@@ -7,11 +7,10 @@ module-scoped `reports` fixture.
 
 from __future__ import annotations
 
-import importlib.util
+import secrets
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-import nbformat
 import numpy as np
 import pytest
 import torch
@@ -28,31 +27,28 @@ FIXTURES = ROOT / "tests" / "fixtures" / "hw2"
 SOLVED = ROOT / "reference_solutions" / "notebooks" / "hw2.ipynb"
 TEMPLATE = ROOT / "assignments" / "hw2" / "hw2.ipynb"
 EXPECTED = yaml.safe_load((FIXTURES / "expected.yaml").read_text())["fixtures"]
+# alternative correct solutions (tests/fixtures/variants.py builds them): every automatic point each
+CORRECT = sorted(path.name for path in (FIXTURES / "correct").glob("*.ipynb"))
 SEED = 11
+RANDOM_SEED = secrets.randbits(31)  # a new one each run: the solved notebook must get every point on any seed
 PARALLEL = 2
 
 
 @pytest.fixture(scope="module")
 def reports() -> dict[str, Report]:
-    paths = {"solved": SOLVED, "template": TEMPLATE} | {name: FIXTURES / name for name in EXPECTED}
+    jobs = {"solved": (SOLVED, SEED), "solved_random": (SOLVED, RANDOM_SEED), "template": (TEMPLATE, SEED)}
+    jobs |= {name: (FIXTURES / name, SEED) for name in EXPECTED}
+    jobs |= {f"correct/{name}": (FIXTURES / "correct" / name, SEED) for name in CORRECT}
     with ThreadPoolExecutor(max_workers=PARALLEL) as pool:
         futures = {
-            key: pool.submit(grade, path, "hw2", profile="ci", sandbox="bwrap", seed=SEED)
-            for key, path in paths.items()
+            key: pool.submit(grade, path, "hw2", profile="ci", sandbox="bwrap", seed=seed)
+            for key, (path, seed) in jobs.items()
         }
         return {key: future.result() for key, future in futures.items()}
 
 
 def _auto(report: Report) -> dict[str, tuple[float, float, str]]:
     return {i.id: (i.points, i.max_points, i.message) for i in report.items if i.kind != "manual"}
-
-
-def _module(path: Path, name: str):
-    spec = importlib.util.spec_from_file_location(name, path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def test_rubric_and_checks_agree() -> None:
@@ -82,21 +78,6 @@ def test_course_values_are_what_the_reference_helpers_compute() -> None:
         np.testing.assert_allclose(value.numpy(), checks.COURSE_VALUES[key][1], rtol=1e-4)
 
 
-def test_notebooks_and_fixtures_are_built_from_the_current_solution(tmp_path: Path) -> None:
-    notebooks = _module(ROOT / "assignments" / "hw2" / "make_notebooks.py", "hw2_make_notebooks")
-    for solved, stored in ((False, TEMPLATE), (True, SOLVED)):
-        fresh = notebooks.notebook(solved)
-        assert [c.source for c in fresh.cells] == [c.source for c in nbformat.read(str(stored), as_version=4).cells]
-    fixtures = _module(FIXTURES / "make_fixtures.py", "hw2_make_fixtures")
-    fixtures.HERE = tmp_path
-    fixtures.main()
-    assert set(fixtures.FIXTURES) == set(EXPECTED)
-    for name in EXPECTED:
-        fresh = nbformat.read(str(tmp_path / name), as_version=4)
-        stored = nbformat.read(str(FIXTURES / name), as_version=4)
-        assert [c.source for c in fresh.cells] == [c.source for c in stored.cells], f"{name} is stale"
-
-
 def test_solution_gets_every_automatic_point(reports: dict[str, Report]) -> None:
     report = reports["solved"]
     lost = {k: v for k, v in _auto(report).items() if v[0] < v[1]}
@@ -104,6 +85,20 @@ def test_solution_gets_every_automatic_point(reports: dict[str, Report]) -> None
     assert report.auto_total == report.auto_max == 10.5
     assert report.pending_manual == 2.5
     assert report.sandbox is not None and report.sandbox.isolated
+    assert report.warnings == []
+
+
+def test_solution_gets_every_automatic_point_on_a_random_seed(reports: dict[str, Report]) -> None:
+    lost = {k: v for k, v in _auto(reports["solved_random"]).items() if v[0] < v[1]}
+    assert not lost, f"seed {RANDOM_SEED} (reproduce with --seed {RANDOM_SEED}): {lost}"
+
+
+@pytest.mark.parametrize("name", CORRECT)
+def test_correct_alternative_gets_every_automatic_point(reports: dict[str, Report], name: str) -> None:
+    report = reports[f"correct/{name}"]
+    lost = {k: v for k, v in _auto(report).items() if v[0] < v[1]}
+    assert not lost, lost
+    assert report.auto_total == report.auto_max == 10.5
     assert report.warnings == []
 
 
@@ -117,10 +112,10 @@ def test_blank_template_gets_nothing(reports: dict[str, Report]) -> None:
 def test_fixture_loses_exactly_its_items(reports: dict[str, Report], name: str) -> None:
     report = reports[name]
     items = _auto(report)
-    lose = set(EXPECTED[name]["lose"])
-    assert lose <= items.keys()
+    lose, may = set(EXPECTED[name]["lose"]), set(EXPECTED[name].get("may_lose", []))
+    assert lose | may <= items.keys()
     kept_wrongly = {i: items[i] for i in lose if items[i][0] >= items[i][1]}
-    lost_wrongly = {i: v for i, v in items.items() if i not in lose and v[0] < v[1]}
+    lost_wrongly = {i: v for i, v in items.items() if i not in lose | may and v[0] < v[1]}
     assert not kept_wrongly, f"{name} should lose {sorted(kept_wrongly)}: {kept_wrongly}"
     assert not lost_wrongly, f"{name} should keep {sorted(lost_wrongly)}: {lost_wrongly}"
     for cell, status in EXPECTED[name].get("cells", {}).items():

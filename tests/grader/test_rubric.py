@@ -4,7 +4,7 @@ import pytest
 import yaml
 
 from grader.errors import AssignmentError
-from grader.rubric import MetricSpec, load_rubric
+from grader.rubric import Baseline, MetricSpec, load_rubric
 
 TOY = Path(__file__).parent / "toy" / "rubric.yaml"
 
@@ -55,12 +55,12 @@ def test_unknown_requirement_and_kind_fields(tmp_path):
 )
 def test_metric_fraction_is_linear_between_full_and_zero(value, fraction):
     spec = MetricSpec(name="nll", full_at=1.1, zero_at=1.6)
-    assert spec.fraction(value, 1.0) == pytest.approx(fraction)
+    assert spec.fraction(value, Baseline(1.0)) == pytest.approx(fraction)
 
 
 def test_higher_is_better_metric():
     spec = MetricSpec(name="acc", better="higher", full_at=0.9, zero_at=0.5)
-    assert spec.fraction(0.95, 1.0) == 1.0
-    assert spec.fraction(0.7, 1.0) == pytest.approx(0.5)
+    assert spec.fraction(0.95, Baseline(1.0)) == 1.0
+    assert spec.fraction(0.7, Baseline(1.0)) == pytest.approx(0.5)
     with pytest.raises(ValueError):
         MetricSpec(name="acc", better="higher", full_at=0.5, zero_at=0.9)

@@ -205,3 +205,26 @@ def test_a_model_that_sees_its_own_pixel_cannot_lower_its_nll() -> None:
     assert "on the pixel itself" in results["pixelcnn_causal"].message
     assert _one_shot_nll(ctx, "pixelcnn") < 0.01  # what the old one-shot metric would have reported
     assert results["pixelcnn_nll"].value is not None and results["pixelcnn_nll"].value > 2.0
+
+
+class _Mask(torch.nn.Module):
+    def __init__(self, mask: torch.Tensor) -> None:
+        super().__init__()
+        self.register_buffer("mask", mask)
+
+    def forward(self, weight: torch.Tensor) -> torch.Tensor:
+        return weight * self.mask
+
+
+class _ParametrizedMaskedConv2d(torch.nn.Conv2d):
+    """The mask applied with torch.nn.utils.parametrize: `self.weight` is already masked."""
+
+    def __init__(self, mask_type: str, in_channels: int, out_channels: int, kernel_size: int, **kwargs) -> None:
+        super().__init__(in_channels, out_channels, kernel_size, **kwargs)
+        mask = pcnn.MaskedConv2d(mask_type, in_channels, out_channels, kernel_size).create_mask()
+        torch.nn.utils.parametrize.register_parametrization(self, "weight", _Mask(mask))
+
+
+def test_a_mask_applied_by_parametrize_is_a_correct_mask() -> None:
+    results, _ = _grade(_reference_ns() | {"MaskedConv2d": _ParametrizedMaskedConv2d})
+    assert results["pixelcnn_mask"].fraction == 1.0, results["pixelcnn_mask"].message

@@ -1,6 +1,6 @@
 """Homework 2's probes and checks, in process: the reference models pass; a model that behaves one way
 when checked and another when measured loses its gate and cannot move its metric; a residual block that
-never adds its shortcut loses `resnet_blocks`.
+never adds its shortcut, or a ResNet VAE built without the blocks, loses `resnet_blocks`.
 
 The queries the sandbox would send are answered in this process by the real kernel-side kit
 (`tests/probe_driver.answer_locally`) on a namespace built from the reference modules (no kernel, no
@@ -143,4 +143,13 @@ def test_a_block_that_never_adds_its_shortcut_loses_resnet_blocks() -> None:
     result = results["resnet_blocks"]
     assert 0.0 < result.fraction < 1.0
     assert result.message.count("is the shortcut added") == len(HW2.load_checks().BLOCK_RESIDUAL_CASES)
-    assert "ResNetTransposeBlock" not in result.message
+    assert "ResNetTransposeBlock(" not in result.message  # no case of the transpose block failed
+
+
+def test_a_resnet_vae_built_without_the_blocks_loses_resnet_blocks_only() -> None:
+    """Using the blocks is structure: it costs `resnet_blocks`, not the gate of the metrics, which do not need it."""
+    results = _grade(_reference_ns() | {"ConvResNetVAE": vae.ConvVAE})
+    assert 0.0 < results["resnet_blocks"].fraction < 1.0
+    assert "contains no ResNetBlock" in results["resnet_blocks"].message
+    assert "contains no ResNetTransposeBlock" in results["resnet_blocks"].message
+    assert results["resnet_elbo"].fraction == 1.0, results["resnet_elbo"].message

@@ -110,6 +110,7 @@ def make_settings(home: Path, db_url: str, **overrides: object) -> Settings:
         "argon2_time_cost": 1,
         "argon2_memory_kib": 1024,
         "login_rate_per_minute": 1000,
+        "login_rate_per_address_per_minute": 1000,
         "upload_rate_per_minute": 1000,
     }
     values.update(overrides)

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 import tempfile
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
+from conftest import FAST_PASSWORDS
 
 from server.testing import make_notebook
 
@@ -37,6 +40,7 @@ def browser() -> Iterator[object]:
         "--disable-sync",
         "--no-first-run",
         "--disable-dev-shm-usage",
+        "--window-size=1280,1000",
         f"--user-data-dir={profile}",
     ):
         options.add_argument(flag)
@@ -91,6 +95,7 @@ def test_student_uploads_and_ta_sees_the_grade(browser, live_server, tmp_path: P
     row_css = 'tr[data-username="alice"]'
     wait.until(ec.presence_of_element_located((By.CSS_SELECTOR, row_css)))
     row = driver.find_element(By.CSS_SELECTOR, row_css)
+    driver.find_element(By.ID, "gradebook").screenshot(str(tmp_path / "gradebook.png"))
     assert row.find_element(By.CSS_SELECTOR, ".total").text == "34"
     assert row.find_element(By.CSS_SELECTOR, ".final").text == "2"  # floor(34 / 8 - 2)
     assert "manual" in row.text  # the discussion item waits for the TA
@@ -100,3 +105,197 @@ def test_student_uploads_and_ta_sees_the_grade(browser, live_server, tmp_path: P
     header.click()
     first = driver.find_element(By.CSS_SELECTOR, "#gradebook tbody tr")
     assert first.get_attribute("data-username") == "alice"
+
+
+def test_student_downloads_the_blank_template(browser, live_server, tmp_path: Path) -> None:
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support import expected_conditions as ec
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    from grader import load_assignment
+
+    driver, url = browser, live_server.url
+    driver.execute_cdp_cmd("Browser.setDownloadBehavior", {"behavior": "allow", "downloadPath": str(tmp_path)})
+    _login(driver, url, "alice")
+    link = WebDriverWait(driver, 45).until(ec.element_to_be_clickable((By.ID, "template-hw1")))
+    assert driver.find_elements(By.ID, "template-hw6") == []  # hw6 has no notebook yet
+    link.click()
+    target = tmp_path / "hw1.ipynb"
+    WebDriverWait(driver, 30).until(lambda _: target.exists())
+    assert target.read_bytes() == load_assignment("hw1").template_path.read_bytes()
+
+
+def _upload(live_server, username: str, notebook: bytes) -> int:
+    r = httpx.post(
+        f"{live_server.url}/api/submissions",
+        files={"file": ("solution.ipynb", notebook, "application/x-ipynb+json")},
+        data={"assignment": "hw1"},
+        headers={"Authorization": f"Bearer {live_server.tokens[username]}"},
+    )
+    assert r.status_code == 202, r.text
+    return int(r.json()["id"])
+
+
+def test_feedback_page_shows_math_as_mathml_and_nested_lists(browser, live_server, tmp_path: Path) -> None:
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support import expected_conditions as ec
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    nb = json.loads(make_notebook())
+    nb["cells"][0]["source"] = (
+        "## ELBO\n\nThe bound $\\mathbb{E}_{q}[\\log p(x|z)]$ holds.\n\n"
+        "1. First step\n   - nested point\n   - another with ``a `b` c``\n2. Second step\n\n"
+        "$$\n\\log p(x) \\ge \\mathbb{E}_{q}[\\log p(x|z)] - \\mathrm{KL}(q \\| p)\n$$\n"
+    )
+    sub = _upload(live_server, "alice", json.dumps(nb).encode())
+    driver = browser
+    _login(driver, live_server.url, "alice")
+    WebDriverWait(driver, 45).until(ec.presence_of_element_located((By.ID, "upload-form")))
+    driver.get(f"{live_server.url}/submissions/{sub}")
+    cell = WebDriverWait(driver, 45).until(ec.presence_of_element_located((By.CSS_SELECTOR, "#cell-0 .markdown")))
+    driver.execute_script("arguments[0].scrollIntoView()", cell)
+    cell.screenshot(str(tmp_path / "feedback-math.png"))
+    inline = cell.find_element(By.CSS_SELECTOR, "span.math math")
+    assert inline.get_attribute("display") == "inline" and "𝔼" in inline.text and "$" not in cell.text
+    assert cell.find_element(By.CSS_SELECTOR, "div.math math").get_attribute("display") == "block"
+    # MathML is laid out by the browser (a plain unknown element would have no height of its own).
+    assert inline.size["height"] > 0 and driver.execute_script("return typeof MathMLElement") == "function"
+    nested = cell.find_elements(By.CSS_SELECTOR, "ol > li > ul > li")
+    assert [li.text for li in nested] == ["nested point", "another with a `b` c"]
+
+
+def test_students_see_manual_points_only_after_release(browser, live_server, tmp_path: Path) -> None:
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support import expected_conditions as ec
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    driver, url = browser, live_server.url
+    wait = WebDriverWait(driver, 45)
+    sub = _upload(live_server, "alice", make_notebook())
+    discussion = "tr[data-item='discussion']"
+
+    _login(driver, url, "tina")
+    wait.until(ec.presence_of_element_located((By.ID, "gradebook")))
+    driver.get(f"{url}/submissions/{sub}")
+    wait.until(ec.text_to_be_present_in_element((By.ID, "score"), "8"))
+    driver.find_element(By.NAME, "points:discussion").send_keys("4")
+    driver.find_element(By.NAME, "comment:discussion").send_keys("clear samples")
+    driver.find_element(By.ID, "save-grades").click()
+    wait.until(ec.text_to_be_present_in_element((By.ID, "score"), "12"))
+    assert "reviewed" in driver.find_element(By.CSS_SELECTOR, discussion).text
+    driver.find_element(By.ID, "logout").click()
+
+    _login(driver, url, "alice")
+    wait.until(ec.presence_of_element_located((By.ID, "provisional-note")))
+    assert driver.find_element(By.ID, "total").text == "0"
+    grades = driver.find_element(By.ID, "grades")
+    driver.execute_script("arguments[0].scrollIntoView()", grades)
+    grades.screenshot(str(tmp_path / "student-before-release.png"))
+    driver.get(f"{url}/submissions/{sub}")
+    wait.until(ec.presence_of_element_located((By.ID, "release-note")))
+    row = driver.find_element(By.CSS_SELECTOR, discussion)
+    assert driver.find_element(By.ID, "score").text == "8"
+    assert "manual review pending" in row.text and "clear samples" not in driver.page_source
+    assert row.find_element(By.CSS_SELECTOR, ".manual-points").text == "–"
+    driver.find_element(By.CSS_SELECTOR, "table.items").screenshot(str(tmp_path / "feedback-before-release.png"))
+    driver.find_element(By.ID, "logout").click()
+
+    _login(driver, url, "tina")
+    wait.until(ec.presence_of_element_located((By.ID, "gradebook")))
+    driver.get(f"{url}/assignments")
+    wait.until(ec.element_to_be_clickable((By.ID, "release-hw1"))).click()
+    wait.until(ec.alert_is_present()).accept()  # "Show the manual points ... to every student now?"
+    wait.until(ec.presence_of_element_located((By.ID, "withdraw-hw1")))
+    driver.save_screenshot(str(tmp_path / "assignments-released.png"))
+    driver.find_element(By.ID, "logout").click()
+
+    _login(driver, url, "alice")
+    wait.until(ec.presence_of_element_located((By.ID, "provisional-note")))
+    assert driver.find_element(By.ID, "total").text == "12"
+    driver.get(f"{url}/submissions/{sub}")
+    wait.until(ec.text_to_be_present_in_element((By.ID, "score"), "12"))
+    row = driver.find_element(By.CSS_SELECTOR, discussion)
+    assert row.find_element(By.CSS_SELECTOR, ".manual-points").text == "4" and "clear samples" in row.text
+    assert driver.find_elements(By.ID, "release-note") == []
+
+
+def test_ta_grades_one_manual_item_across_three_submissions_by_question(browser, live_server, tmp_path: Path) -> None:
+    from selenium.webdriver.common.action_chains import ActionChains
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.common.keys import Keys
+    from selenium.webdriver.support import expected_conditions as ec
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    from server.models import Role
+    from server.services import users
+
+    with live_server.db.session() as s:
+        carol = users.create_user(s, username="carol", role=Role.student, password=PASSWORD, passwords=FAST_PASSWORDS)
+        live_server.tokens["carol"] = users.create_token(s, user=carol, name="test")[1]
+    subs = {}
+    for name in ("carol", "alice", "bob"):
+        nb = json.loads(make_notebook())
+        proof = f"**Proof by {name}.** Jensen: $\\log \\mathbb{{E}}[x] \\ge \\mathbb{{E}}[\\log x]$."
+        nb["cells"].append({"cell_type": "markdown", "metadata": {"tags": ["theory"]}, "source": proof})
+        subs[name] = _upload(live_server, name, json.dumps(nb).encode())
+    auth = {"Authorization": f"Bearer {live_server.tokens['tina']}"}
+    for sub in subs.values():
+        _wait_graded(live_server.url, sub, auth)
+
+    driver, url = browser, live_server.url
+    wait = WebDriverWait(driver, 45)
+    _login(driver, url, "tina")
+    wait.until(ec.presence_of_element_located((By.ID, "gradebook")))
+    driver.get(f"{url}/assignments")
+    driver.find_element(By.CSS_SELECTOR, "tr[data-assignment='hw1'] a[href$='/items/discussion']").click()
+    wait.until(ec.text_to_be_present_in_element((By.ID, "progress"), "0 of 3 graded"))
+    assert "Proof by alice" in driver.find_element(By.ID, "answer").text  # by username, the first ungraded
+    assert driver.find_elements(By.CSS_SELECTOR, "#answer math")
+
+    # A mistake keeps what was typed and says what is wrong.
+    driver.find_element(By.ID, "points").send_keys("9")
+    driver.find_element(By.ID, "comment").send_keys("Uses Jensen correctly.")
+    driver.find_element(By.ID, "save-next").click()
+    error = wait.until(ec.presence_of_element_located((By.ID, "form-error")))
+    assert "between 0 and 5" in error.text
+    assert driver.find_element(By.ID, "comment").get_attribute("value") == "Uses Jensen correctly."
+    points = driver.find_element(By.ID, "points")
+    points.clear()
+    points.send_keys("4")
+    driver.find_element(By.ID, "save-next").click()
+
+    # bob: the comment given to alice is one click away; Enter in the points field saves.
+    wait.until(ec.text_to_be_present_in_element((By.ID, "progress"), "1 of 3 graded"))
+    assert "Proof by bob" in driver.find_element(By.ID, "answer").text
+    driver.find_element(By.CSS_SELECTOR, "button[data-comment='Uses Jensen correctly.']").click()
+    driver.find_element(By.ID, "points").send_keys("3", Keys.ENTER)
+
+    wait.until(ec.text_to_be_present_in_element((By.ID, "progress"), "2 of 3 graded"))
+    assert "Proof by carol" in driver.find_element(By.ID, "answer").text
+    driver.find_element(By.ID, "answer").screenshot(str(tmp_path / "question-answer.png"))
+    driver.find_element(By.ID, "points").send_keys("5", Keys.ENTER)
+    wait.until(ec.text_to_be_present_in_element((By.ID, "progress"), "3 of 3 graded"))
+    assert driver.find_element(By.ID, "all-graded").text == "all graded"
+    driver.save_screenshot(str(tmp_path / "question-done.png"))
+    # Away from the form, "k" goes back to the previous answer.
+    driver.find_element(By.TAG_NAME, "h1").click()
+    ActionChains(driver).send_keys("k").perform()
+    wait.until(ec.text_to_be_present_in_element((By.ID, "answer"), "Proof by bob"))
+
+    graded = {}
+    for name, sub in subs.items():
+        items = httpx.get(f"{url}/api/submissions/{sub}", headers=auth).json()["items"]
+        item = next(i for i in items if i["id"] == "discussion")
+        graded[name] = (item["manual_points"], item["manual_comment"])
+    assert graded == {
+        "alice": (4, "Uses Jensen correctly."),
+        "bob": (3, "Uses Jensen correctly."),
+        "carol": (5, None),
+    }
+
+
+def _wait_graded(url: str, sub: int, headers: dict[str, str]) -> None:
+    deadline = time.monotonic() + 45
+    while httpx.get(f"{url}/api/submissions/{sub}", headers=headers).json()["status"] != "graded":
+        assert time.monotonic() < deadline, f"submission {sub} was not graded"
+        time.sleep(0.2)

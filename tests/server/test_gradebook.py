@@ -166,3 +166,17 @@ def test_gradebook_csv_and_pending_markers(course) -> None:
     assert rows["alice"]["final_grade"] == "1" and rows["alice"]["pending"] == "hw1"
     assert rows["bob"]["hw1"] == "0" and rows["bob"]["pending"] == "hw1"
     assert _row(course, "bob")["details"]["hw1"]["grading"] is True
+
+
+def test_a_longer_grace_period_makes_late_uploads_on_time(course) -> None:
+    _deadline(course, "hw1", datetime.now(UTC) - timedelta(minutes=10))
+    sub = course.upload("alice")
+    course.drain()
+    assert _row(course, "alice")["details"]["hw1"]["days_late"] == 1
+    ada = course.auth("ada")
+    assert course.client.put("/api/course", json={"policy": {"grace_minutes": 60}}, headers=ada).status_code == 200
+    row = _row(course, "alice")
+    assert row["homeworks"]["hw1"] == 8 and not row["details"]["hw1"]["late"]
+    assert course.client.get(f"/api/submissions/{sub}", headers=course.auth("alice")).json()["late"] is False
+    assert course.client.put("/api/course", json={"policy": {"grace_minutes": 0}}, headers=ada).status_code == 200
+    assert _row(course, "alice")["homeworks"]["hw1"] == pytest.approx(8 * 0.9)

@@ -6,13 +6,21 @@ from typing import Annotated
 
 from fastapi import APIRouter, File, UploadFile, status
 
-from server.api.deps import AdminUser, CourseDep, Ctx, SessionDep, SessionRoute, StaffUser
+from server.api.deps import AdminUser, CourseDep, Ctx, PageDep, SessionDep, SessionRoute, StaffUser
 from server.errors import InvalidInput
 from server.models import Course
-from server.schemas import CourseOut, CourseUpdate, QueueOut, RosterResult, UserCreate, UserOut
+from server.schemas import (
+    CourseOut,
+    CourseUpdate,
+    QueueOut,
+    RosterResult,
+    UserCreate,
+    UserOut,
+    error_responses,
+)
 from server.services import courses, gradebook, users
 
-router = APIRouter(tags=["admin"], route_class=SessionRoute)
+router = APIRouter(tags=["admin"], route_class=SessionRoute, responses=error_responses(400, 401, 403, 404, 422))
 
 
 def course_out(course: Course) -> CourseOut:
@@ -35,11 +43,12 @@ def update_course(body: CourseUpdate, _: AdminUser, course: CourseDep, session: 
 
 
 @router.get("/users", response_model=list[UserOut])
-def list_users(_: StaffUser, session: SessionDep) -> list[UserOut]:
-    return [UserOut.model_validate(u) for u in users.list_users(session)]
+def list_users(_: StaffUser, session: SessionDep, page: PageDep) -> list[UserOut]:
+    """Users by username."""
+    return [UserOut.model_validate(u) for u in users.list_users(session, limit=page.limit, offset=page.offset)]
 
 
-@router.post("/users", response_model=UserOut, status_code=status.HTTP_201_CREATED)
+@router.post("/users", response_model=UserOut, status_code=status.HTTP_201_CREATED, responses=error_responses(409))
 def create_user(body: UserCreate, _: AdminUser, ctx: Ctx, session: SessionDep) -> UserOut:
     user = users.create_user(
         session,

@@ -7,27 +7,26 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Request, status
 from fastapi.security import OAuth2PasswordRequestForm
 
-from server.api.deps import Ctx, CurrentUser, SessionDep, SessionRoute, client_ip
-from server.errors import NotAuthenticated, RateLimited
-from server.schemas import ApiTokenCreate, ApiTokenCreated, ApiTokenOut, Token, UserOut
+from server.api.deps import Ctx, CurrentUser, SessionDep, SessionRoute, login_allowed
+from server.errors import NotAuthenticated
+from server.schemas import ApiTokenCreate, ApiTokenCreated, ApiTokenOut, Id, Token, UserOut, error_responses
 from server.services import users
 
-router = APIRouter(tags=["auth"], route_class=SessionRoute)
+router = APIRouter(tags=["auth"], route_class=SessionRoute, responses=error_responses(400, 401, 422))
 
 
-@router.post("/auth/token", response_model=Token)
+@router.post("/auth/token", response_model=Token, responses=error_responses(429))
 def login_for_token(
     request: Request, form: Annotated[OAuth2PasswordRequestForm, Depends()], ctx: Ctx, session: SessionDep
 ) -> Token:
     """OAuth2 password flow: form fields ``username`` and ``password``."""
-    key = f"{client_ip(request)}:{form.username}"
-    wait = ctx.login_limiter.hit(key)
-    if wait is not None:
-        raise RateLimited(f"too many login attempts; try again in {wait:.0f} s", wait)
+    login_allowed(request, ctx, form.username)
     user = users.authenticate(session, username=form.username, password=form.password, passwords=ctx.passwords)
     if user is None:
         raise NotAuthenticated("wrong username or password")
-    _, token = users.create_token(session, user=user, name="oauth2", ttl_s=ctx.settings.access_token_ttl_s)
+    _, token = users.create_token(
+        session, user=user, name=users.PASSWORD_FLOW_TOKEN, ttl_s=ctx.settings.access_token_ttl_s
+    )
     session.commit()
     return Token(access_token=token)
 
@@ -51,7 +50,7 @@ def list_api_tokens(user: CurrentUser, session: SessionDep) -> list[ApiTokenOut]
     return [ApiTokenOut.model_validate(t) for t in users.list_tokens(session, user=user)]
 
 
-@router.delete("/tokens/{token_id}", status_code=status.HTTP_204_NO_CONTENT)
-def revoke_api_token(token_id: int, user: CurrentUser, session: SessionDep) -> None:
+@router.delete("/tokens/{token_id}", status_code=status.HTTP_204_NO_CONTENT, responses=error_responses(404))
+def revoke_api_token(token_id: Id, user: CurrentUser, session: SessionDep) -> None:
     users.revoke_token(session, user=user, token_id=token_id)
     session.commit()

@@ -6,36 +6,52 @@ from typing import Annotated
 
 from fastapi import APIRouter, File, Form, Response, UploadFile, status
 
-from server.api.deps import CourseDep, Ctx, CurrentUser, SessionDep, SessionRoute, StaffUser
+from server.api.deps import CourseDep, Ctx, CurrentUser, PageDep, SessionDep, SessionRoute, StaffUser
 from server.errors import RateLimited, UnsupportedUpload, UploadTooLarge
 from server.grading import validate_notebook
-from server.models import Submission
-from server.schemas import ItemPointsIn, ItemScoreOut, RegradeOut, SubmissionCreated, SubmissionOut
+from server.models import Submission, User
+from server.schemas import (
+    Id,
+    ItemPointsIn,
+    ItemScoreOut,
+    Name,
+    RegradeOut,
+    SubmissionCreated,
+    SubmissionOut,
+    Username,
+    error_responses,
+)
 from server.services import courses, grades, submissions
 from server.storage import human_size
 
-router = APIRouter(prefix="/submissions", tags=["submissions"], route_class=SessionRoute)
+router = APIRouter(
+    prefix="/submissions",
+    tags=["submissions"],
+    route_class=SessionRoute,
+    responses=error_responses(400, 401, 403, 404, 422),
+)
 
 
-def submission_out(sub: Submission, *, with_report: bool = True) -> SubmissionOut:
+def submission_out(sub: Submission, *, viewer: User, with_report: bool = True) -> SubmissionOut:
+    """The submission as ``viewer`` may see it (a student sees manual grades only once they are released)."""
     job = submissions.latest_job(sub)
     items = [
         ItemScoreOut(
-            id=i.item_id,
-            kind=i.kind,
-            title=i.title,
-            max_points=i.max_points,
-            points=i.points,
-            auto_points=i.auto_points,
-            auto_status=i.auto_status,
-            message=i.auto_message,
-            manual_points=i.manual_points,
-            manual_comment=i.manual_comment,
-            pending=i.pending,
+            id=v.item_id,
+            kind=v.kind,
+            title=v.title,
+            max_points=v.max_points,
+            points=v.points,
+            auto_points=v.auto_points,
+            auto_status=v.auto_status,
+            message=v.message,
+            manual_points=v.manual_points,
+            manual_comment=v.manual_comment,
+            pending=v.pending,
+            status=v.status,
         )
-        for i in sub.items
+        for v in grades.item_views(sub, viewer=viewer)
     ]
-    graded = sub.graded_at is not None
     return SubmissionOut(
         id=sub.id,
         assignment=sub.assignment.name,
@@ -49,9 +65,10 @@ def submission_out(sub: Submission, *, with_report: bool = True) -> SubmissionOu
         attempts=job.attempts if job else 0,
         error=sub.error,
         graded_at=sub.graded_at,
-        total=round(sum(i.points or 0.0 for i in items), 6) if graded else None,
+        total=grades.visible_score(sub, viewer=viewer),
         max_total=sum(i.max_points for i in items),
         pending_manual=any(i.pending for i in items),
+        grades_released=sub.assignment.grades_released,
         items=items,
         report=sub.report if with_report else None,
     )
@@ -69,10 +86,15 @@ def read_upload(file: UploadFile, max_bytes: int) -> bytes:
     return data
 
 
-@router.post("", response_model=SubmissionCreated, status_code=status.HTTP_202_ACCEPTED)
+@router.post(
+    "",
+    response_model=SubmissionCreated,
+    status_code=status.HTTP_202_ACCEPTED,
+    responses=error_responses(413, 415, 429),
+)
 def upload(
     file: Annotated[UploadFile, File(description="the notebook (.ipynb)")],
-    assignment: Annotated[str, Form(description="assignment name, e.g. hw1")],
+    assignment: Annotated[Name, Form(description="assignment name, e.g. hw1")],
     user: CurrentUser,
     course: CourseDep,
     ctx: Ctx,
@@ -103,21 +125,30 @@ def list_submissions(
     user: CurrentUser,
     course: CourseDep,
     session: SessionDep,
-    assignment: str | None = None,
-    username: str | None = None,
+    page: PageDep,
+    assignment: Name | None = None,
+    username: Username | None = None,
 ) -> list[SubmissionOut]:
-    """A student's own submissions; TAs see everyone's (filter by assignment or username)."""
-    subs = submissions.list_submissions(session, viewer=user, course=course, assignment=assignment, username=username)
-    return [submission_out(s, with_report=False) for s in subs]
+    """A student's own submissions; TAs see everyone's (filter by assignment or username). Newest first."""
+    subs = submissions.list_submissions(
+        session,
+        viewer=user,
+        course=course,
+        assignment=assignment,
+        username=username,
+        limit=page.limit,
+        offset=page.offset,
+    )
+    return [submission_out(s, viewer=user, with_report=False) for s in subs]
 
 
 @router.get("/{submission_id}", response_model=SubmissionOut)
-def get_submission(submission_id: int, user: CurrentUser, session: SessionDep) -> SubmissionOut:
-    return submission_out(submissions.get_submission(session, submission_id=submission_id, viewer=user))
+def get_submission(submission_id: Id, user: CurrentUser, session: SessionDep) -> SubmissionOut:
+    return submission_out(submissions.get_submission(session, submission_id=submission_id, viewer=user), viewer=user)
 
 
 @router.get("/{submission_id}/download")
-def download(submission_id: int, user: CurrentUser, ctx: Ctx, session: SessionDep) -> Response:
+def download(submission_id: Id, user: CurrentUser, ctx: Ctx, session: SessionDep) -> Response:
     sub = submissions.get_submission(session, submission_id=submission_id, viewer=user)
     data = submissions.get_file(ctx.store, sub)
     name = f"{sub.user.username}-{sub.assignment.name}-{sub.id}.ipynb"
@@ -130,7 +161,7 @@ def download(submission_id: int, user: CurrentUser, ctx: Ctx, session: SessionDe
 
 @router.put("/{submission_id}/items/{item_id}", response_model=SubmissionOut)
 def grade_item(
-    submission_id: int, item_id: str, body: ItemPointsIn, user: StaffUser, session: SessionDep
+    submission_id: Id, item_id: Name, body: ItemPointsIn, user: StaffUser, session: SessionDep
 ) -> SubmissionOut:
     """Manual points for a rubric item, or an override of an automatic one (with a reason)."""
     sub = submissions.get_submission(session, submission_id=submission_id, viewer=user)
@@ -144,11 +175,11 @@ def grade_item(
         actor=user,
     )
     session.commit()
-    return submission_out(sub)
+    return submission_out(sub, viewer=user)
 
 
 @router.post("/{submission_id}/regrade", response_model=RegradeOut, status_code=status.HTTP_202_ACCEPTED)
-def regrade(submission_id: int, user: StaffUser, ctx: Ctx, session: SessionDep) -> RegradeOut:
+def regrade(submission_id: Id, user: StaffUser, ctx: Ctx, session: SessionDep) -> RegradeOut:
     sub = submissions.get_submission(session, submission_id=submission_id, viewer=user)
     n = submissions.enqueue_regrade(session, submissions=[sub], max_attempts=ctx.settings.max_attempts)
     session.commit()

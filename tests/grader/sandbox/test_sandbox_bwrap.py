@@ -27,6 +27,7 @@ from grader.sandbox import Limits, SandboxResult, detect_backend, run
 from grader.sandbox import bwrap as bwrap_module
 from grader.sandbox.cgroups import host_layout
 from grader.sandbox.uids import BASE_UID
+from tests.grader.sandbox.identities import ORCHESTRATOR
 
 try:
     detect_backend("bwrap")
@@ -202,35 +203,7 @@ def test_kernel_identity_cannot_touch_the_orchestrator_or_its_files(job: Path) -
     neither signal the orchestrator nor read or write its files."""
     (job / "out").mkdir(mode=0o700)
     (job / "work").mkdir(mode=0o1777)
-    kernel = textwrap.dedent(
-        """
-        import json, os, signal
-        status = dict(line.split(":", 1) for line in open("/proc/self/status").read().splitlines())
-        out = {"uid": os.getuid(), "caps": status["CapEff"].strip() + status["CapBnd"].strip()}
-        for name, attempt in {
-            "signal": lambda: os.kill(os.getppid(), signal.SIGKILL),
-            "write_out": lambda: open("/home/student/out/forged.json", "w").write("{}"),
-            "list_out": lambda: os.listdir("/home/student/out"),
-            "write_work": lambda: open("/home/student/work/mine", "w").write("ok"),
-        }.items():
-            try:
-                attempt()
-                out[name] = "allowed"
-            except PermissionError:
-                out[name] = "denied"
-        print(json.dumps(out))
-        """
-    )
-    code = f"""
-        import json, os, subprocess, sys
-        status = dict(line.split(":", 1) for line in open("/proc/self/status").read().splitlines())
-        uid = int(os.environ["DGM_KERNEL_UID"])
-        drop = ["setpriv", f"--reuid={{uid}}", f"--regid={{uid}}", "--clear-groups", "--inh-caps=-all",
-                "--ambient-caps=-all", "--bounding-set=-all", "--no-new-privs", "--"]
-        kernel = subprocess.run([*drop, sys.executable, "-c", {kernel!r}], capture_output=True, text=True)
-        print(json.dumps({{"me": os.getuid(), "caps": status["CapEff"].strip(), "kernel": json.loads(kernel.stdout)}}))
-        """
-    result = run(["python", "-c", textwrap.dedent(code)], job, Limits(), backend="bwrap", kernel_identity=True)
+    result = run(["python", "-c", ORCHESTRATOR], job, Limits(), backend="bwrap", kernel_identity=True)
     assert result.reason == "ok", (result.message, result.stderr)
     out = json.loads(result.stdout.strip().splitlines()[-1])
     assert out["caps"] == "00000000000001e0"  # kill (5), setgid (6), setuid (7), setpcap (8)

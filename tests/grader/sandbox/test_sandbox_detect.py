@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import subprocess
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
 from grader.errors import SandboxUnavailable
-from grader.sandbox import detect, detect_backend
+from grader.sandbox import Limits, SandboxResult, detect, detect_backend
 
 
 @pytest.fixture(autouse=True)
@@ -79,6 +81,24 @@ def test_a_forced_backend_that_cannot_run_fails_loudly(monkeypatch: pytest.Monke
 
 
 def test_real_docker_probe_answers_quickly_here() -> None:
-    # No engine runs on these machines: the probe must say so instead of hanging.
+    # Without an engine (everywhere but `make docker-test`) the probe must say so instead of hanging.
     problem = detect._docker_problem()
     assert problem is None or problem.startswith(("no docker client", "docker engine", "docker image"))
+
+
+def test_auto_never_picks_an_engine_whose_probe_job_fails(monkeypatch: pytest.MonkeyPatch) -> None:
+    """An engine that answers and has the image still loses to bwrap when the probe job cannot run."""
+    answered = subprocess.CompletedProcess[str]([], 0, "20.10.24", "")
+    monkeypatch.setattr(detect.shutil, "which", lambda name: f"/usr/bin/{name}")
+    monkeypatch.setattr(detect.subprocess, "run", lambda *a, **k: answered)
+    monkeypatch.setattr(detect, "_bwrap_problem", lambda: None)
+
+    def failing_probe(argv: list[str], job_dir: Path, limits: Limits, **kw: object) -> SandboxResult:
+        assert (job_dir / "inputs" / "probe").read_text() == "ok" and kw["kernel_identity"] is True
+        return SandboxResult("sandbox_error", 125, 0.1, None, False, "", "", "docker", True, False,
+                             message="sandbox failed to start: invalid mount config")  # fmt: skip
+
+    monkeypatch.setattr(detect, "run_docker", failing_probe)
+    assert detect_backend() == "bwrap"
+    with pytest.raises(SandboxUnavailable, match="probe job did not start: sandbox failed to start: invalid mount"):
+        detect_backend("docker")

@@ -1,10 +1,15 @@
-"""The docker backend's command line (no engine runs on these machines, so the argv is the contract)."""
+"""The docker backend's command line and how its failures read (no engine needed; `make docker-test` runs
+test_sandbox_docker_engine.py against a real one)."""
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
+
+import pytest
 
 from grader.sandbox import Limits, docker_command
+from grader.sandbox.docker import start_failure
 
 
 def test_docker_command_for_given_limits() -> None:
@@ -30,6 +35,7 @@ def test_docker_command_for_given_limits() -> None:
     assert cmd == [
         "docker", "run",
         "--name", "dgm-sbx-test",
+        "--pull", "never",
         "--init",
         "--network", "none",
         "--read-only",
@@ -87,10 +93,40 @@ def test_docker_command_never_shares_network_or_privileges() -> None:
     assert cmd[-2:] == ["dgm-grader-sandbox:latest", "/bin/true"]
 
 
-def test_dockerfile_builds_a_grader_free_image() -> None:
+def test_dockerfile_builds_a_grader_free_image_from_the_wheelhouse_only() -> None:
     dockerfile = (Path(__file__).resolve().parents[3] / "docker" / "sandbox.Dockerfile").read_text()
-    assert "FROM python:3.11-slim" in dockerfile
-    assert "download.pytorch.org/whl/cpu torch==2.13.0" in dockerfile
     assert "USER 65534:65534" in dockerfile
     copied = [line for line in dockerfile.splitlines() if line.startswith(("COPY", "ADD"))]
-    assert copied == ["COPY sandbox-requirements.txt /tmp/sandbox-requirements.txt"]
+    assert copied == [
+        "COPY docker/wheels/sandbox /wheels",
+        "COPY docker/sandbox-requirements.txt /tmp/sandbox-requirements.txt",
+        "COPY --from=build /opt/venv /opt/venv",
+    ]
+    installs = [line for line in dockerfile.splitlines() if "pip install" in line]
+    assert installs and all("--no-index --find-links /wheels" in line for line in installs)
+    assert "assert torch.version.cuda is None" in dockerfile
+
+
+NO_SUCH_IMAGE = (
+    "Unable to find image 'x:latest' locally\n"
+    "docker: Error response from daemon: No such image: x:latest.\n"
+    "See 'docker run --help'.\n"
+)
+
+
+@pytest.mark.parametrize(
+    ("returncode", "stderr", "state", "expected"),
+    [
+        (125, NO_SUCH_IMAGE, None, "Error response from daemon: No such image: x:latest."),
+        (127, "", {"Error": 'exec: "setpriv": executable file not found in $PATH'}, 'exec: "setpriv": executable'),
+        (126, "", {"Error": "permission denied"}, "permission denied"),
+        (127, "sh: nope: not found", {"Error": ""}, None),  # the program's own status 127
+        (1, NO_SUCH_IMAGE, None, None),
+        (0, "", {"Error": ""}, None),
+    ],
+)
+def test_a_start_failure_is_told_by_the_engine_not_by_the_status(
+    returncode: int, stderr: str, state: dict[str, Any] | None, expected: str | None
+) -> None:
+    failure = start_failure(returncode, stderr, state)
+    assert failure == expected if expected is None else failure is not None and failure.startswith(expected)

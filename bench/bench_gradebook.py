@@ -1,0 +1,194 @@
+"""Benchmark the gradebook: latency of GET /api/gradebook (and its CSV) at 500 and 5,000 students x 6
+homeworks, on SQLite and on PostgreSQL, measured in one run. Targets: p95 < 50 ms at 500 x 6 and
+< 200 ms at 5,000 x 6 on both databases.
+
+    .venv/bin/python bench/bench_gradebook.py [--students 500 5000] [--repeat 30]
+                                              [--pg-admin-url postgresql+psycopg://postgres@127.0.0.1:5432/test]
+
+Each size gets a fresh SQLite file and, when PostgreSQL answers, a scratch database that is dropped at
+the end. Requests go through the whole app in-process (authentication, query, JSON), not over a socket.
+Besides wall-clock latency it prints the CPU time this process spent per request (its p95): on a
+machine shared with other work that is the latency an idle machine would see (the database server's
+own CPU excluded). Prints one line per measurement and a JSON summary.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import statistics
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from fastapi.testclient import TestClient
+from sqlalchemy import create_engine, insert, select, text
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from server.core.config import Settings
+from server.core.db import Database
+from server.core.security import Passwords
+from server.main import create_app
+from server.models import GradingJob, ItemScore, JobState, Role, Submission, User
+from server.scheme import days_late
+from server.services import courses, users
+from server.testing import FAKE_RUBRIC
+
+FAST = Passwords(time_cost=1, memory_kib=1024)
+TARGET_P95_MS = {500: 50.0, 5000: 200.0}
+
+
+def populate(db: Database, *, students: int, homeworks: int) -> str:
+    """Students with one graded submission per homework (a third with manual points); returns a TA token."""
+    now = datetime.now(UTC)
+    with db.session() as s:
+        course = courses.get_or_create_course(s, slug="dgm", title="DGM")
+        assignments = [
+            courses.upsert_assignment(
+                s,
+                course=course,
+                spec=courses.AssignmentSpec(f"hw{k}", f"Homework {k}", 13, FAKE_RUBRIC),
+                deadline=now - timedelta(days=7 * (homeworks - k)),
+            )
+            for k in range(1, homeworks + 1)
+        ]
+        ta = users.create_user(s, username="ta", role=Role.ta, passwords=FAST)
+        token = users.create_token(s, user=ta, name="bench")[1]
+        s.execute(
+            insert(User),
+            [{"username": f"s{i:05d}", "full_name": f"Student {i}", "role": Role.student} for i in range(students)],
+        )
+        ids = list(s.scalars(select(User.id).where(User.role == Role.student)))
+        rows = []
+        for uid in ids:
+            for k, a in enumerate(assignments, start=1):
+                uploaded_at = now - timedelta(days=7 * (homeworks - k), hours=(uid % 50) - 25)  # half of them late
+                rows.append(
+                    {
+                        "user_id": uid,
+                        "assignment_id": a.id,
+                        "sha256": "0" * 64,
+                        "filename": "x.ipynb",
+                        "size": 1,
+                        "uploaded_at": uploaded_at,
+                        "is_late": days_late(uploaded_at, a.deadline) > 0,
+                        "graded_at": now,
+                    }
+                )
+        s.execute(insert(Submission), rows)
+        subs = list(s.scalars(select(Submission.id)))
+        s.execute(insert(GradingJob), [{"submission_id": sid, "state": JobState.done, "attempts": 1} for sid in subs])
+        s.execute(
+            insert(ItemScore),
+            [
+                {
+                    "submission_id": sid,
+                    "item_id": it["id"],
+                    "position": p,
+                    "kind": it["kind"],
+                    "title": it["title"],
+                    "max_points": it["points"],
+                    "auto_points": it["points"] * ((sid % 4) / 4),
+                    "auto_status": "partial",
+                    "manual_points": 3.0 if it["kind"] == "manual" and sid % 3 else None,
+                }
+                for sid in subs
+                for p, it in enumerate(FAKE_RUBRIC)
+            ],
+        )
+    return token
+
+
+def measure(url: str, home: Path, *, students: int, homeworks: int, repeat: int) -> dict[str, dict[str, float]]:
+    settings = Settings(home=home, database_url=url, secret_key="bench", inprocess_worker=False)
+    db = Database(url)
+    db.migrate()
+    token = populate(db, students=students, homeworks=homeworks)
+    db.dispose()
+    app = create_app(settings, start_worker=False, load_assignments=False)
+    out: dict[str, dict[str, float]] = {}
+    with TestClient(app) as client:
+        headers = {"Authorization": f"Bearer {token}"}
+        for name, path in (("json", "/api/gradebook"), ("csv", "/api/gradebook.csv")):
+            client.get(path, headers=headers)  # warm: caches, connection pool
+            times, cpu = [], []
+            for _ in range(repeat):
+                t0, c0 = time.perf_counter(), time.process_time()
+                r = client.get(path, headers=headers)
+                times.append(1000 * (time.perf_counter() - t0))
+                cpu.append(1000 * (time.process_time() - c0))
+                assert r.status_code == 200, r.text
+            out[name] = {
+                "p50_ms": round(statistics.median(times), 1),
+                "p95_ms": round(statistics.quantiles(times, n=20)[-1], 1),
+                "cpu_p50_ms": round(statistics.median(cpu), 1),
+                "cpu_p95_ms": round(statistics.quantiles(cpu, n=20)[-1], 1),
+                "kib": round(len(r.content) / 1024),
+            }
+        assert len(client.get("/api/gradebook", headers=headers).json()["students"]) == students
+    return out
+
+
+@contextmanager
+def sqlite_url() -> Iterator[tuple[str, Path]]:
+    with tempfile.TemporaryDirectory(prefix="dgm-bench-") as tmp:
+        yield f"sqlite:///{Path(tmp) / 'dgm.sqlite3'}", Path(tmp)
+
+
+@contextmanager
+def postgres_url(admin_url: str) -> Iterator[tuple[str, Path]]:
+    name = f"dgm_bench_{uuid.uuid4().hex[:10]}"
+    admin = create_engine(admin_url, isolation_level="AUTOCOMMIT", connect_args={"connect_timeout": 3})
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    try:
+        with tempfile.TemporaryDirectory(prefix="dgm-bench-") as tmp:
+            yield admin_url.rsplit("/", 1)[0] + f"/{name}", Path(tmp)
+    finally:
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--students", type=int, nargs="+", default=[500, 5000])
+    parser.add_argument("--homeworks", type=int, default=6)
+    parser.add_argument("--repeat", type=int, default=30)
+    parser.add_argument("--pg-admin-url", default="postgresql+psycopg://postgres@127.0.0.1:5432/test")
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.WARNING)
+    databases = {"sqlite": sqlite_url}
+    try:
+        create_engine(args.pg_admin_url, connect_args={"connect_timeout": 3}).connect().close()
+        databases["postgresql"] = lambda: postgres_url(args.pg_admin_url)
+    except Exception as exc:
+        print(f"PostgreSQL not measured: {exc.__class__.__name__}", file=sys.stderr)
+    results = []
+    for students in args.students:
+        for database, make in databases.items():
+            with make() as (url, home):
+                got = measure(url, home, students=students, homeworks=args.homeworks, repeat=args.repeat)
+            target = TARGET_P95_MS.get(students)
+            for kind, m in got.items():
+                verdict = "" if target is None else f" (target p95 < {target:g} ms: {m['p95_ms'] / target:.2f}x)"
+                print(
+                    f"gradebook {kind:<4} {database:<10} {students} x {args.homeworks}: "
+                    f"p50 {m['p50_ms']:.1f} ms, p95 {m['p95_ms']:.1f} ms, "
+                    f"CPU p50 {m['cpu_p50_ms']:.1f} ms, p95 {m['cpu_p95_ms']:.1f} ms, "
+                    f"{m['kib']} KiB{verdict}",
+                    flush=True,
+                )
+                results.append({"database": database, "students": students, "format": kind, **m})
+    print(json.dumps(results, indent=2))
+
+
+if __name__ == "__main__":
+    main()
