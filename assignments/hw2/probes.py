@@ -294,7 +294,7 @@ def resnet_blocks(ctx: ProbeContext) -> None:
 def _model(ctx: ProbeContext, cls_name: str, prefix: str) -> None:
     """Leave a builder of `cls_name(image_shape, **budget)` (seeded) for the model's later probes."""
     shape = tuple(int(v) for v in ctx.data["image_shape"].tolist())
-    model = ctx.builder(cls_name, shape, model=prefix)()
+    model = ctx.builder(cls_name, shape, model=prefix)
     if prefix == "resnet":
         for name in ("ResNetBlock", "ResNetTransposeBlock"):
             block = ctx.ns.get(name)

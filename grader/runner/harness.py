@@ -112,11 +112,10 @@ class ProbeContext:
         self.record("last_loss", sum(losses[-10:]) / len(losses[-10:]))
         return losses
 
-    def builder(self, cls_name: str, *args: Any, model: str) -> Callable[..., torch.nn.Module]:
-        """A seeded factory `build(cls=<the student's cls_name>, **overrides)` of `cls(*args, **budget)`.
-
-        It builds once here, so that a constructor's error is this probe's message, and is kept for the
-        later probes of `model` (`built(model)`); the parameter count goes into the reply.
+    def builder(self, cls_name: str, *args: Any, model: str) -> torch.nn.Module:
+        """Keep a seeded factory `build(cls=<the student's cls_name>, **overrides)` of `cls(*args, **budget)`
+        for the later probes of `model` (`built(model)`) and return its first model: building once here
+        makes a constructor's error this probe's message. The parameter count goes into the reply.
         """
         default = self.get(cls_name)
         arch = dict(self.budget)
@@ -135,7 +134,7 @@ class ProbeContext:
             raise
         self.record("n_params", sum(p.numel() for p in first.parameters()))
         self.shared[f"{model}_build"] = build
-        return build
+        return first
 
     def built(self, model: str) -> Callable[..., torch.nn.Module]:
         """The factory `builder` left for `model`, or a ProbeError saying why there is none."""
