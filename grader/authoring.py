@@ -52,6 +52,10 @@ class Notebooks:
 def build(source: NotebookNode, rubric: Rubric) -> Notebooks:
     """The student template and the solved notebook of an instructor notebook (see the module docstring)."""
     keys = {item.id: item.answer.key for item in rubric.items if item.answer is not None}
+    ids = {cell.get("metadata", {}).get("dgm", {}).get("id") for cell in source.cells}
+    for item in rubric.items:
+        if unknown := [c for c in item.cells if c not in ids]:
+            raise AssignmentError(f"rubric item {item.id}: cells {unknown} are not cells of the source notebook")
     return Notebooks(template=_notebook(source, keys, solved=False), solved=_notebook(source, keys, solved=True))
 
 

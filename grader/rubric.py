@@ -112,9 +112,15 @@ class Item(_Strict):
     requires: list[str] = Field(default_factory=list)
     answer: Answer | None = None
     metric: MetricSpec | None = None
+    # For a manual item: what earns its points, and the template cells (`metadata.dgm.id`) that hold the
+    # answer, which the TA's grade-by-question page shows.
+    guide: str = Field(default="", max_length=4000)
+    cells: list[str] = Field(default_factory=list)
 
     @model_validator(mode="after")
     def _kind_fields(self) -> Item:
+        if (self.guide or self.cells) and self.kind != "manual":
+            raise ValueError(f"item {self.id}: `guide` and `cells` are for manual items (what a TA grades)")
         if (self.kind == "theory") != (self.answer is not None):
             raise ValueError(f"item {self.id}: `answer` is required for theory items and only for them")
         if (self.kind == "metric") != (self.metric is not None):

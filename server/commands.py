@@ -153,11 +153,18 @@ def _read_password(from_stdin: bool) -> str:
     return password
 
 
-def _course(db: Database, settings: Settings) -> Any:
+def _open_course(session: Any, settings: Settings) -> Any:
+    """The server's course (created on first use as assignments/courses.yaml describes it)."""
     from server.services import courses
 
+    return courses.configured_course(
+        session, slug=settings.course, title=settings.course_title, assignments_dir=settings.assignments_dir
+    )
+
+
+def _course(db: Database, settings: Settings) -> Any:
     with db.session() as s:
-        return courses.get_or_create_course(s, slug=settings.course, title=settings.course_title)
+        return _open_course(s, settings)
 
 
 def cmd_migrate(args: argparse.Namespace) -> int:
@@ -270,7 +277,7 @@ def cmd_course_scheme(args: argparse.Namespace) -> int:
 
     settings, db = _ready()
     with db.session() as s:
-        course = courses.get_or_create_course(s, slug=settings.course, title=settings.course_title)
+        course = _open_course(s, settings)
         courses.update_course(s, course=course, scheme=args.name)
     print(f"scheme: {args.name}")
     return 0
@@ -282,7 +289,7 @@ def cmd_course_policy(args: argparse.Namespace) -> int:
 
     settings, db = _ready()
     with db.session() as s:
-        course = courses.get_or_create_course(s, slug=settings.course, title=settings.course_title)
+        course = _open_course(s, settings)
         changes = {
             k: v
             for k, v in {
@@ -320,16 +327,16 @@ def cmd_worker(args: argparse.Namespace) -> int:
 
 
 def setup_demo(settings: Settings, db: Database) -> list[tuple[str, str, str]]:
-    """A demo course: homework 1 from the assignments folder (due in two weeks) and demo users."""
+    """A demo course: its assignments from the assignments folder (the first due in two weeks) and demo users."""
     from server.services import courses, users
 
     passwords = _passwords(settings)
     with db.session() as s:
-        course = courses.get_or_create_course(s, slug=settings.course, title=settings.course_title)
-        specs = [sp for sp in courses.specs_from_grader(settings.assignments_dir) if sp.name == "hw1"]
-        if not specs:
-            raise DomainError("demo: no assignments/hw1 with a rubric.yaml was found (set DGM_ASSIGNMENTS_DIR)")
-        a = courses.upsert_assignment(s, course=course, spec=specs[0])
+        course = _open_course(s, settings)
+        loaded = courses.load_assignments(s, course=course, assignments_dir=settings.assignments_dir)
+        if not loaded:
+            raise DomainError("demo: no assignment folder with a rubric.yaml was found (set DGM_ASSIGNMENTS_DIR)")
+        a = min(loaded, key=lambda assignment: (assignment.position, assignment.name))
         if a.deadline is None:
             a.deadline = (datetime.now(UTC) + timedelta(days=14)).replace(second=0, microsecond=0)
         creds = []

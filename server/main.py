@@ -25,6 +25,7 @@ from server.core.config import Settings
 from server.core.db import Database
 from server.core.security import Passwords, RateLimiter, SessionSigner
 from server.errors import DomainError, InvalidInput, NotAuthenticated, RateLimited
+from server.pages import admin as admin_pages
 from server.pages import routes as pages
 from server.pages.routes import TEMPLATES
 from server.schemas import ErrorOut, FieldError, field_errors, one_line
@@ -61,7 +62,12 @@ def prepare_database(ctx: AppContext, *, load_assignments: bool = True) -> None:
     """Migrate, make sure the course exists, and sync assignments from the folder when possible."""
     ctx.db.migrate()
     with ctx.db.session() as session:
-        course = courses.get_or_create_course(session, slug=ctx.settings.course, title=ctx.settings.course_title)
+        course = courses.configured_course(
+            session,
+            slug=ctx.settings.course,
+            title=ctx.settings.course_title,
+            assignments_dir=ctx.settings.assignments_dir,
+        )
         if load_assignments:
             try:
                 courses.load_assignments(session, course=course, assignments_dir=ctx.settings.assignments_dir)
@@ -222,6 +228,7 @@ def create_app(
     for router in (auth.router, submissions.router, assignments.router, gradebook.router, admin.router):
         app.include_router(router, prefix="/api")
     app.include_router(pages.router)
+    app.include_router(admin_pages.router)
 
     @app.get("/healthz", include_in_schema=False)
     def healthz() -> dict[str, str]:

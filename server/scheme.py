@@ -24,7 +24,8 @@ _Count = Annotated[int, Strict()]
 class GradingScheme(BaseModel):
     """``final = min(max_grade, floor(relu(points / grade_divisor - grade_offset)))``.
 
-    The 13-point scheme is divisor 8, offset 2, no cap; the 15-point scheme divisor 10, offset 0, cap 10.
+    The 13-point scheme is divisor 8, offset 2, no cap; the 15-point scheme divisor 10, offset 0, cap 10;
+    the 10-point scheme (one assignment, the UPM course) divisor 1, offset 0, cap 10.
     """
 
     model_config = ConfigDict(frozen=True)
@@ -65,7 +66,17 @@ FIFTEEN_POINT = GradingScheme(
     grade_offset=0,
     max_grade=10,
 )
-BUILTIN_SCHEMES: dict[str, GradingScheme] = {s.name: s for s in (THIRTEEN_POINT, FIFTEEN_POINT)}
+# The UPM course: one 10-point assignment, no exam; the grade is its points (capped at 10, floored).
+TEN_POINT = GradingScheme(
+    name="10-point",
+    homework_points=10,
+    num_homeworks=1,
+    exam_points=0,
+    grade_divisor=1,
+    grade_offset=0,
+    max_grade=10,
+)
+BUILTIN_SCHEMES: dict[str, GradingScheme] = {s.name: s for s in (THIRTEEN_POINT, FIFTEEN_POINT, TEN_POINT)}
 
 CountingRule = Literal["latest_on_time", "latest", "best"]
 

@@ -1,7 +1,7 @@
 """Homework 2 checks: turn the probes' raw answers into item results, on the host.
 
 Nothing the student's code reports about itself is a score. Every call of the student's `loss` and
-`sample` runs under hooks (`probes._Tap`) that record what `model.encoder` answered (mu_z, log_std_z)
+`sample` runs under hooks (`harness.LatentTap`) that record what `model.encoder` answered (mu_z, log_std_z)
 and hand `model.decoder` the host's latents: z = mu + exp(log_std) * eps with the host's eps (chosen
 here, in `make_inputs`), or the host's prior draws. The metrics are computed here from those answers:
 the -ELBO from the reference helpers (`reference_solutions.vae`) in float64 on the test set, the FD
@@ -32,6 +32,7 @@ import torch
 from grader.checks import CheckContext, CheckResult, check, inputs
 from grader.data import load_dataset
 from grader.errors import ArtifactError
+from grader.latent import active_units, prior_problem, reparam_problems
 from grader.metrics.classifier import fd_classifier
 from grader.metrics.nll import bits_per_dim, dequantized_nll
 from grader.rubric import load_rubric
@@ -46,16 +47,7 @@ ELBO_BATCH = 64  # training images in that call
 EVAL_CHUNK = 256  # test images per loss(x) call in `*_train`; the loss terms are compared per call
 ELBO_RTOL, ELBO_ATOL = 1e-4, 1e-3
 HELPER_RTOL, HELPER_ATOL = 1e-4, 1e-5
-# Reparameterisation: (z - mu) / exp(log_std) of the student's own z must look N(0, 1): pooled over
-# the fresh model's 64 x n_latent draws, per latent dimension over the trained model's test images.
-EPS_MEAN_TOL = 0.3  # > 10 standard errors with 1540 test images per dimension
-EPS_STD_RANGE = (0.8, 1.25)
-MIN_STD = 1e-3  # dimensions with a narrower posterior are skipped (float32 rounding of z)
-# sample(n): the student's own z must look N(0, I) (pooled over n x n_latent >= 8000 draws) and its
-# output must be the decoder's mean mapped to [0, 1]
-PRIOR_MEAN_TOL, PRIOR_STD_RANGE = 0.1, (0.9, 1.1)
-SAMPLE_ATOL = 1e-5
-ACTIVE_UNIT_VAR = 0.01  # Burda et al. (2016): a latent dimension is active if Var_x E_q[z_d] > 0.01
+SAMPLE_ATOL = 1e-5  # sample(n) must return the decoder's mean mapped to [0, 1]
 COURSE_VALUES = {  # COURSE.md §2.3: (args, expected)
     "kl_course_a": ("get_normal_KL(2, 3)", [200.2144]),
     "kl_course_b": ("get_normal_KL(2, 3, 4, 5)", [1.50925]),
@@ -205,7 +197,7 @@ def _answers(ctx: CheckContext, probe: str, x: torch.Tensor) -> tuple[np.ndarray
     """mu_z, log_std_z (N, L), x_recon (like x) and the student's own z (N, L) of a probe's loss calls."""
     mu = ctx.tensor(f"{probe}/mu_z", shape=(len(x), None))
     log_std = ctx.tensor(f"{probe}/log_std_z", shape=mu.shape)
-    x_recon = ctx.tensor(f"{probe}/x_recon", shape=tuple(x.shape))
+    x_recon = ctx.tensor(f"{probe}/decoded", shape=tuple(x.shape))
     z = ctx.tensor(f"{probe}/z", shape=mu.shape)
     return mu, log_std, x_recon, z
 
@@ -293,32 +285,6 @@ def _elbo_problems(ctx: CheckContext, prefix: str) -> tuple[list[str], str]:
     return [f"on the trained model's test images, {p}" for p in trained], summary
 
 
-def _noise_problems(mu: np.ndarray, log_std: np.ndarray, z: np.ndarray, per_dim: bool) -> list[str]:
-    """Whether eps = (z - mu) / exp(log_std) of the student's own z looks N(0, 1), per latent dimension
-    or pooled over them; dimensions with a posterior narrower than MIN_STD are left out."""
-    std = np.exp(log_std.astype(np.float64))
-    usable = (std > MIN_STD).all(axis=0)
-    if not usable.any():
-        return ["every posterior standard deviation is below 1e-3; cannot check the sampler"]
-    eps = ((z - mu) / std)[:, usable]  # (N, usable L)
-    if float(np.abs(eps).max()) == 0.0:
-        return ["z = mu_z in every draw: forward(x) must draw z ~ q(z|x) with fresh noise"]
-    draws = eps if per_dim else eps.reshape(-1, 1)  # (N, L) or (N L, 1)
-    mean, spread = draws.mean(axis=0), draws.std(axis=0)
-    problems = []
-    bad_std = (spread < EPS_STD_RANGE[0]) | (spread > EPS_STD_RANGE[1])
-    if bad_std.any():
-        j = int(np.argmax(np.abs(np.log(spread))))
-        where = f"in {int(bad_std.sum())} of {len(spread)} latent dimensions " if per_dim else ""
-        problems.append(
-            f"the spread of z around mu_z is not exp(log_std_z) {where}(std of (z - mu)/exp(log_std) = "
-            f"{spread[j]:.2f}, expected 1); is log_std read as a log-variance somewhere?"
-        )
-    if (np.abs(mean) > EPS_MEAN_TOL).any():
-        problems.append(f"z is not centred on mu_z (mean of (z - mu)/exp(log_std) up to {np.abs(mean).max():.2f})")
-    return problems
-
-
 def _reparam_problems(ctx: CheckContext, prefix: str) -> tuple[list[str], str]:
     """The student's own z in the fresh model's call, then in the trained model's test-set calls."""
     sources = [(f"{prefix}_elbo", _images(ctx, "elbo_images"), False, "a fresh model (encoder outputs shifted)")]
@@ -327,16 +293,8 @@ def _reparam_problems(ctx: CheckContext, prefix: str) -> tuple[list[str], str]:
     draws = []
     for probe, x, per_dim, what in sources:
         record = ctx.probe(probe).values
-        problems = []
-        cut = [name for name in ("mu", "log_std") if not record.get(f"z_reaches_{name}", False)]
-        if cut:
-            problems.append(
-                f"the reconstruction term sends no gradient to the encoder (the decoder's z does not depend "
-                f"on {' and '.join(cut)} in the graph): sample z = mu + exp(log_std) * eps inside the graph, "
-                "without detach() or torch.no_grad()"
-            )
         mu, log_std, _, z = _answers(ctx, probe, x)
-        problems += _noise_problems(mu, log_std, z, per_dim)
+        problems = reparam_problems(record, mu, log_std, z, per_dim)
         if problems:
             return [f"on {what}: {p}" for p in problems], ""
         draws.append(f"{z.size} draws on {what}")
@@ -458,7 +416,7 @@ def _nll_item(ctx: CheckContext, prefix: str) -> CheckResult:
     value = float(bits_per_dim(excess, dims))
     # -log P(x) <= -ELBO(x̃) - D log(2/256): x̃ = 2x - 1 has bins of width 2/256
     bound = float(bits_per_dim(float(dequantized_nll(-neg_elbo, dims, scale=2 / 256, reduction="mean")), dims))
-    active = int((mu.astype(np.float64).var(axis=0) > ACTIVE_UNIT_VAR).sum())
+    active = active_units(mu)
     x_tilde = 2.0 * x - 1.0
     distortion = float((0.5 * (x_tilde - _t(x_recon)) ** 2).flatten(1).sum(1).mean())
     first, last = record.get("first_loss", float("nan")), record.get("last_loss", float("nan"))
@@ -496,7 +454,7 @@ def _fd_item(ctx: CheckContext, prefix: str) -> CheckResult:
     ctx.probe(probe)
     x = _test(ctx)
     n, latent = ctx.inputs[f"{prefix}_prior_z"].shape
-    decoded = ctx.tensor(f"{probe}/x_recon", shape=(n, *x.shape[1:]))
+    decoded = ctx.tensor(f"{probe}/decoded", shape=(n, *x.shape[1:]))
     returned = ctx.tensor(f"{probe}/samples", shape=(n, *x.shape[1:]), dtype="float32")
     z = ctx.tensor(f"{probe}/z", shape=(n, latent)).astype(np.float64)
     samples = np.clip((decoded.astype(np.float64) + 1.0) / 2.0, 0.0, 1.0)
@@ -506,9 +464,8 @@ def _fd_item(ctx: CheckContext, prefix: str) -> CheckResult:
             f"as (x̃ + 1) / 2; it differs from that by up to {float(np.abs(returned - samples).max()):.3g} "
             f"(its values lie in [{float(returned.min()):.3g}, {float(returned.max()):.3g}])"
         )
-    mean, spread = float(z.mean()), float(z.std())
-    if abs(mean) > PRIOR_MEAN_TOL or not PRIOR_STD_RANGE[0] < spread < PRIOR_STD_RANGE[1]:
-        raise ArtifactError(f"sample(n) decodes z with mean {mean:.2f} and std {spread:.2f}: draw z ~ p(z) = N(0, I)")
+    if (problem := prior_problem(z, "sample(n)")) is not None:
+        raise ArtifactError(problem)
     samples32 = samples.astype(np.float32)
     ctx.figure(f"{MODELS[prefix]} samples", samples32[:64])
     extractor = DATASET[ctx.profile][3]

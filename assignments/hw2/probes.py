@@ -8,7 +8,7 @@ The two models (prefix `vae` for ConvVAE, `resnet` for ConvResNetVAE) go through
 model's loss on training images), `_train` (the grader's loop under the budget, then the test-set calls
 that the gates and the metric share) and `_sample` (its budget holds the number of samples).
 
-Every call of `loss(x)` or `sample(n)` runs under a `_Tap`: hooks on `model.encoder` and
+Every call of `loss(x)` or `sample(n)` runs under a `harness.LatentTap`: hooks on `model.encoder` and
 `model.decoder` record what the encoder answered (mu, log_std) and hand the decoder the host's latents
 (z = mu + exp(log_std) * eps with the host's eps, or the host's prior draws) instead of the student's
 own z, which is recorded too. The host then computes the ELBO (or the samples) from the student's
@@ -19,14 +19,13 @@ call.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from types import TracebackType
 from typing import Any
 
 import torch
-from harness import ProbeContext, ProbeError, probe
+from harness import LatentTap, ProbeContext, ProbeError, probe
 from torch import Tensor
 
-ENCODER_SHIFT = -1.5  # added to the encoder's outputs in the `_elbo` probe (see `_Tap`)
+ENCODER_SHIFT = -1.5  # added to the encoder's outputs in the `_elbo` probe (see `harness.LatentTap`)
 LOSS_KEYS = ("total_loss", "elbo_loss", "recon_loss", "kl_loss")
 
 
@@ -66,107 +65,6 @@ def _images(ctx: ProbeContext, key: str) -> Tensor:
     return x.to(torch.float32) / 255.0 if x.dtype == torch.uint8 else x  # full profile: 8-bit CIFAR-10
 
 
-def _part(model: torch.nn.Module, name: str) -> torch.nn.Module:
-    part = getattr(model, name, None)
-    if not isinstance(part, torch.nn.Module):
-        raise ProbeError(f"the model needs an attribute `{name}` (an nn.Module), as in the template")
-    return part
-
-
-class _Tap:
-    """Hooks on `model.encoder` and `model.decoder` for one call of the student's `loss` or `sample`.
-
-    With `eps` (B, L): the encoder must run once; its (mu, log_std), plus `shift`, are recorded and
-    passed on, and the decoder gets the rows of mu + exp(log_std) * eps in order. With `z` (n, L): the
-    decoder gets the rows of `z`. Either way the student's own z and the decoder's outputs are recorded,
-    and whether the student's z carries gradient back to mu and log_std. The shift puts log_std far
-    from 0, where reading it as a log-variance changes the spread of z by exp(-shift / 2) and the KL
-    term is large enough to compare; a correct model is as right there as anywhere else.
-    """
-
-    def __init__(
-        self, model: torch.nn.Module, *, eps: Tensor | None = None, z: Tensor | None = None, shift: float = 0.0
-    ) -> None:
-        self.eps, self.z, self.shift = eps, z, shift
-        self.encoded: tuple[Tensor, Tensor] | None = None
-        self.student_z: list[Tensor] = []
-        self.decoded: list[Tensor] = []
-        self.reaches = {"mu": True, "log_std": True}
-        self.rows = 0
-        decoder = _part(model, "decoder")
-        self.handles = [
-            decoder.register_forward_pre_hook(self._decoder_input),
-            decoder.register_forward_hook(self._decoder_output),
-        ]
-        if eps is not None:
-            self.handles.append(_part(model, "encoder").register_forward_hook(self._encoder_output))
-
-    def __enter__(self) -> _Tap:
-        return self
-
-    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
-        for handle in self.handles:
-            handle.remove()
-
-    def _encoder_output(self, module: torch.nn.Module, args: tuple, output: Any) -> Any:
-        """Record (mu, log_std) + shift and pass them on, as a pair or as one (B, 2 n_latent) tensor."""
-        if self.encoded is not None:
-            raise ProbeError("model.encoder ran twice in one loss(x): compute the terms from one call of self(x)")
-        joined = isinstance(output, Tensor) and output.dim() == 2 and output.shape[1] % 2 == 0
-        pair = output.chunk(2, dim=1) if joined else tuple(output) if isinstance(output, tuple | list) else ()
-        if len(pair) != 2 or not all(isinstance(t, Tensor) for t in pair) or pair[0].dim() != 2:
-            raise ProbeError("model.encoder(x̃) must return (mu, log_std), two (B, n_latent) tensors")
-        if pair[0].shape != pair[1].shape:
-            raise ProbeError(f"model.encoder: mu {tuple(pair[0].shape)} and log_std {tuple(pair[1].shape)} differ")
-        self.encoded = (pair[0] + self.shift, pair[1] + self.shift)
-        return torch.cat(self.encoded, dim=1) if joined else self.encoded
-
-    def _decoder_input(self, module: torch.nn.Module, args: tuple) -> tuple:
-        """Swap the student's z for the host's next rows (reshaped like it); record the student's."""
-        z = args[0] if args else None
-        if not isinstance(z, Tensor) or z.dim() < 2:
-            raise ProbeError("model.decoder must be called as self.decoder(z), z of shape (B, n_latent)")
-        start, self.rows = self.rows, self.rows + len(z)
-        if self.z is not None:
-            target = self.z[start : self.rows]
-        else:
-            if self.encoded is None:
-                raise ProbeError("model.decoder ran before model.encoder in loss(x)")
-            mu, log_std = self.encoded
-            self._trace(z, mu, log_std)
-            rows = slice(start, self.rows)
-            target = mu[rows] + torch.exp(log_std[rows]) * self.eps[rows].to(mu.device)
-        if target.numel() != z.numel():
-            raise ProbeError(
-                f"model.decoder got z of shape {tuple(z.shape)} at row {start}, expected {tuple(target.shape)} "
-                "(one z of n_latent values per image)"
-            )
-        self.student_z.append(z.detach().reshape(len(z), -1).clone())  # (b, ...) -> (b, n_latent)
-        return (target.reshape(z.shape).to(z), *args[1:])
-
-    def _trace(self, z: Tensor, mu: Tensor, log_std: Tensor) -> None:
-        """Whether the student's z is differentiable in mu and log_std (the reparameterisation's point)."""
-        for name, param in (("mu", mu), ("log_std", log_std)):
-            grad = None
-            if torch.is_grad_enabled() and z.requires_grad and param.requires_grad:
-                grad = torch.autograd.grad(z, param, torch.ones_like(z), retain_graph=True, allow_unused=True)[0]
-            self.reaches[name] &= grad is not None and bool(grad.abs().sum() > 0)
-
-    def _decoder_output(self, module: torch.nn.Module, args: tuple, output: Any) -> None:
-        if not isinstance(output, Tensor):
-            raise ProbeError(f"model.decoder must return a tensor, got {type(output).__name__}")
-        self.decoded.append(output.detach().clone())
-
-    def finish(self, n: int) -> dict[str, Tensor]:
-        """What the call's encoder and decoder answered, after checking the decoder saw all `n` latents."""
-        if self.rows != n:
-            raise ProbeError(f"model.decoder decoded {self.rows} latents for {n} inputs: decode one z per input")
-        out = {"z": torch.cat(self.student_z), "x_recon": torch.cat(self.decoded)}
-        if self.encoded is not None:
-            out |= {"mu_z": self.encoded[0].detach(), "log_std_z": self.encoded[1].detach()}
-        return out
-
-
 @dataclass
 class _Call:
     """One `loss(x)` under a tap, detached: its loss terms and what the encoder and decoder answered."""
@@ -180,7 +78,7 @@ class _Call:
 
 def _loss_call(model: torch.nn.Module, x: Tensor, eps: Tensor, shift: float = 0.0) -> _Call:
     """`model.loss(x)` under a tap with the host's eps; the graph is dropped before the next call."""
-    with _Tap(model, eps=eps, shift=shift) as tap:
+    with LatentTap(model, eps=eps, shift=shift) as tap:
         out = _loss_dict(model.loss(x))
     key = _loss_key(out)
     terms = {name: _scalar(out, name) for name in LOSS_KEYS if name in out}
@@ -331,7 +229,7 @@ def _sample(ctx: ProbeContext, prefix: str) -> None:
         raise ProbeError(f"the model did not train ({prefix}_train failed): no samples to score")
     model.eval()
     z = ctx.data[f"{prefix}_prior_z"]
-    with _Tap(model, z=z) as tap:
+    with LatentTap(model, z=z) as tap:
         samples = _tensor(model.sample(len(z)), "sample(n)")
     ctx.save("samples", samples.to(torch.float32))
     for name, value in tap.finish(len(z)).items():

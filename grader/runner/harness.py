@@ -18,6 +18,7 @@ import time
 import traceback
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from types import TracebackType
 from typing import Any, cast
 
 import torch
@@ -96,11 +97,19 @@ class ProbeContext:
             value = str(value)
         self.values[key] = value if isinstance(value, bool | int | float | str) else str(value)
 
-    def train(self, model: torch.nn.Module, images: torch.Tensor, *, loss_key: str = "total_loss") -> list[float]:
+    def train(
+        self,
+        model: torch.nn.Module,
+        images: torch.Tensor,
+        *,
+        labels: torch.Tensor | None = None,
+        loss_key: str = "total_loss",
+    ) -> list[float]:
         """`train` under this probe's budget (`steps`, `batch_size`, `lr`); saves the loss curve as `losses`."""
         losses = train(
             model,
             images,
+            labels=labels,
             steps=int(self.budget["steps"]),
             batch_size=int(self.budget["batch_size"]),
             lr=float(self.budget["lr"]),
@@ -165,6 +174,135 @@ class ProbeContext:
         return g
 
 
+def part(model: torch.nn.Module, name: str) -> torch.nn.Module:
+    """The submodule `model.<name>`, or a ProbeError saying the template asks for it."""
+    sub = getattr(model, name, None)
+    if not isinstance(sub, torch.nn.Module):
+        raise ProbeError(f"the model needs an attribute `{name}` (an nn.Module), as in the template")
+    return sub
+
+
+class LatentTap:
+    """Hooks on `model.encoder` and `model.decoder` of a latent variable model for one call of its `loss`
+    or `sample`, so that the host, not the student's code, chooses every latent that gets decoded.
+
+    With `eps` (B, L): the encoder must run once; its (mu, log_std), plus `shift`, are recorded and
+    passed on, and the decoder gets the rows of mu + exp(log_std) * eps in order. With `z` (n, L): the
+    decoder gets the rows of `z`. Either way the student's own z and the decoder's outputs are recorded,
+    and whether the student's z carries gradient back to mu and log_std; for a conditional model
+    (`encoder(x, c)`, `decoder(z, c)`) also the condition c each of them was given. The shift puts
+    log_std far from 0, where reading it as a log-variance changes the spread of z by exp(-shift / 2)
+    and the KL term is large enough to compare; a correct model is as right there as anywhere else.
+    """
+
+    def __init__(
+        self,
+        model: torch.nn.Module,
+        *,
+        eps: torch.Tensor | None = None,
+        z: torch.Tensor | None = None,
+        shift: float = 0.0,
+    ) -> None:
+        self.eps, self.z, self.shift = eps, z, shift
+        self.encoded: tuple[torch.Tensor, torch.Tensor] | None = None
+        self.student_z: list[torch.Tensor] = []
+        self.decoded: list[torch.Tensor] = []
+        self.conditions: dict[str, list[torch.Tensor]] = {"encoder_c": [], "decoder_c": []}
+        self.reaches = {"mu": True, "log_std": True}
+        self.rows = 0
+        decoder = part(model, "decoder")
+        self.handles = [
+            decoder.register_forward_pre_hook(self._decoder_input),
+            decoder.register_forward_hook(self._decoder_output),
+        ]
+        if eps is not None:
+            encoder = part(model, "encoder")
+            self.handles += [
+                encoder.register_forward_pre_hook(self._encoder_input),
+                encoder.register_forward_hook(self._encoder_output),
+            ]
+
+    def __enter__(self) -> LatentTap:
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
+        for handle in self.handles:
+            handle.remove()
+
+    def _condition(self, args: tuple, key: str) -> None:
+        """Record the second positional argument (the condition c of a conditional model), if any."""
+        if len(args) > 1 and isinstance(args[1], torch.Tensor):
+            c = args[1].detach()
+            self.conditions[key].append(c.reshape(len(c), -1).to(torch.float32).clone() if c.dim() else c.reshape(1, 1))
+
+    def _encoder_input(self, module: torch.nn.Module, args: tuple) -> None:
+        self._condition(args, "encoder_c")
+
+    def _encoder_output(self, module: torch.nn.Module, args: tuple, output: Any) -> Any:
+        """Record (mu, log_std) + shift and pass them on, as a pair or as one (B, 2 n_latent) tensor."""
+        if self.encoded is not None:
+            raise ProbeError("model.encoder ran twice in one loss call: compute the terms from one call of self(...)")
+        joined = isinstance(output, torch.Tensor) and output.dim() == 2 and output.shape[1] % 2 == 0
+        pair = output.chunk(2, dim=1) if joined else tuple(output) if isinstance(output, tuple | list) else ()
+        if len(pair) != 2 or not all(isinstance(t, torch.Tensor) for t in pair) or pair[0].dim() != 2:
+            raise ProbeError("model.encoder must return (mu, log_std), two (B, n_latent) tensors")
+        if pair[0].shape != pair[1].shape:
+            raise ProbeError(f"model.encoder: mu {tuple(pair[0].shape)} and log_std {tuple(pair[1].shape)} differ")
+        self.encoded = (pair[0] + self.shift, pair[1] + self.shift)
+        return torch.cat(self.encoded, dim=1) if joined else self.encoded
+
+    def _decoder_input(self, module: torch.nn.Module, args: tuple) -> tuple:
+        """Swap the student's z for the host's next rows (reshaped like it); record the student's."""
+        z = args[0] if args else None
+        if not isinstance(z, torch.Tensor) or z.dim() < 2:
+            raise ProbeError("model.decoder must be called as self.decoder(z, ...), z of shape (B, n_latent)")
+        self._condition(args, "decoder_c")
+        start, self.rows = self.rows, self.rows + len(z)
+        if self.z is not None:
+            target = self.z[start : self.rows]
+        else:
+            if self.encoded is None:
+                raise ProbeError("model.decoder ran before model.encoder in the loss")
+            mu, log_std = self.encoded
+            self._trace(z, mu, log_std)
+            rows = slice(start, self.rows)
+            target = mu[rows] + torch.exp(log_std[rows]) * self.eps[rows].to(mu.device)
+        if target.numel() != z.numel():
+            raise ProbeError(
+                f"model.decoder got z of shape {tuple(z.shape)} at row {start}, expected {tuple(target.shape)} "
+                "(one z of n_latent values per image)"
+            )
+        self.student_z.append(z.detach().reshape(len(z), -1).clone())  # (b, ...) -> (b, n_latent)
+        return (target.reshape(z.shape).to(z), *args[1:])
+
+    def _trace(self, z: torch.Tensor, mu: torch.Tensor, log_std: torch.Tensor) -> None:
+        """Whether the student's z is differentiable in mu and log_std (the reparameterisation's point)."""
+        for name, param in (("mu", mu), ("log_std", log_std)):
+            grad = None
+            if torch.is_grad_enabled() and z.requires_grad and param.requires_grad:
+                grad = torch.autograd.grad(z, param, torch.ones_like(z), retain_graph=True, allow_unused=True)[0]
+            self.reaches[name] &= grad is not None and bool(grad.abs().sum() > 0)
+
+    def _decoder_output(self, module: torch.nn.Module, args: tuple, output: Any) -> None:
+        if not isinstance(output, torch.Tensor):
+            raise ProbeError(f"model.decoder must return a tensor, got {type(output).__name__}")
+        self.decoded.append(output.detach().clone())
+
+    def finish(self, n: int) -> dict[str, torch.Tensor]:
+        """What the call's encoder and decoder answered (`z`, `decoded`, `mu_z`, `log_std_z`, and the
+        conditions `encoder_c`, `decoder_c` when there were any), after checking the decoder saw all
+        `n` latents."""
+        if self.rows != n:
+            raise ProbeError(f"model.decoder decoded {self.rows} latents for {n} inputs: decode one z per input")
+        out = {"z": torch.cat(self.student_z), "decoded": torch.cat(self.decoded)}
+        if self.encoded is not None:
+            out |= {"mu_z": self.encoded[0].detach(), "log_std_z": self.encoded[1].detach()}
+        for key, parts in self.conditions.items():
+            if parts and len({p.shape[1] for p in parts}) == 1:
+                out[key] = torch.cat(parts)
+        return out
+
+
 def _batches(n: int, batch_size: int, generator: torch.Generator) -> Iterator[torch.Tensor]:
     while True:
         perm = torch.randperm(n, generator=generator)
@@ -176,6 +314,7 @@ def train(
     model: torch.nn.Module,
     images: torch.Tensor,
     *,
+    labels: torch.Tensor | None = None,
     steps: int,
     batch_size: int,
     lr: float,
@@ -183,7 +322,8 @@ def train(
     loss_key: str = "total_loss",
     clip_grad: float | None = 1.0,
 ) -> list[float]:
-    """The grader's own training loop: Adam, seeded batch order, `model.loss(x)[loss_key]`."""
+    """The grader's own training loop: Adam, seeded batch order, `model.loss(x)[loss_key]`, or
+    `model.loss(x, y)[loss_key]` with the batch's `labels`."""
     torch.manual_seed(seed)
     generator = torch.Generator()
     generator.manual_seed(seed)
@@ -195,7 +335,9 @@ def train(
     losses: list[float] = []
     batches = _batches(len(images), min(batch_size, len(images)), generator)
     for _ in range(int(steps)):
-        out = cast(Any, model).loss(images[next(batches)])
+        rows = next(batches)
+        batch = (images[rows],) if labels is None else (images[rows], labels[rows])
+        out = cast(Any, model).loss(*batch)
         if not isinstance(out, dict) or loss_key not in out:
             raise ProbeError(f"loss() must return a dict with key {loss_key!r}, got {type(out).__name__}")
         loss = out[loss_key]

@@ -23,8 +23,8 @@ class Settings(BaseSettings):
     database_url: str | None = None
     secret_key: str | None = Field(default=None, repr=False)
     assignments_dir: Path | None = None
-    course: str = "dgm"
-    course_title: str = "Deep Generative Models"
+    course: str = "dgm"  # one course per process; assignments/courses.yaml gives its title, scheme, assignments
+    course_title: str = ""  # overrides the title courses.yaml gives a new course
 
     # Grading: "module:callable" replaces the real grader (tests use server.testing:fake_grade).
     grader: str | None = None

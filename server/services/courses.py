@@ -1,4 +1,10 @@
-"""Courses (scheme and policy) and their assignments."""
+"""Courses (scheme and policy) and their assignments.
+
+One server process runs one course (``DGM_COURSE``). ``courses.yaml`` in the assignments folder says,
+per course, its title, its built-in grading scheme and which assignment folders it runs, so that the
+13-point course and the UPM course come from one checkout (docs/courses.md). A course that the file
+does not name runs every assignment folder under the 13-point scheme.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +14,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -26,6 +34,41 @@ class AssignmentSpec:
     title: str
     points: float
     rubric: list[dict[str, Any]] = field(default_factory=list)
+
+
+COURSES_FILE = "courses.yaml"
+
+
+class CourseConfig(BaseModel):
+    """One course of ``courses.yaml``."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    title: str = Field(min_length=1, max_length=200)
+    scheme: str = Field(description="a built-in scheme: " + ", ".join(BUILTIN_SCHEMES))
+    assignments: list[str] = Field(min_length=1)
+
+
+def course_configs(assignments_dir: Path | None) -> dict[str, CourseConfig]:
+    """The courses ``courses.yaml`` of the assignments folder describes (none without the file)."""
+    from grader.assignment import default_assignments_dir
+
+    path = (assignments_dir or default_assignments_dir()) / COURSES_FILE
+    if not path.is_file():
+        return {}
+    try:
+        configs = {str(k): CourseConfig.model_validate(v) for k, v in (yaml.safe_load(path.read_text()) or {}).items()}
+    except (yaml.YAMLError, ValidationError, AttributeError) as exc:
+        raise InvalidInput(f"{path}: {exc}") from exc
+    for slug, config in configs.items():
+        if config.scheme not in BUILTIN_SCHEMES:
+            raise InvalidInput(
+                f"{path}: course {slug}: unknown scheme {config.scheme!r}; built-in: {list(BUILTIN_SCHEMES)}"
+            )
+        missing = [a for a in config.assignments if not (path.parent / a / "rubric.yaml").is_file()]
+        if missing:
+            raise InvalidInput(f"{path}: course {slug}: no assignment folder for {missing}")
+    return configs
 
 
 def get_or_create_course(
@@ -47,6 +90,15 @@ def get_or_create_course(
     session.add(course)
     session.flush()
     return course
+
+
+def configured_course(session: Session, *, slug: str, title: str, assignments_dir: Path | None) -> Course:
+    """The server's course ``slug``, created on first use with the title and scheme ``courses.yaml`` gives
+    it (a non-empty ``title``, from ``DGM_COURSE_TITLE``, wins), else the 13-point scheme."""
+    config = course_configs(assignments_dir).get(slug)
+    if config is None:
+        return get_or_create_course(session, slug=slug, title=title)
+    return get_or_create_course(session, slug=slug, title=title or config.title, scheme=config.scheme)
 
 
 def get_course(session: Session, *, slug: str) -> Course:
@@ -153,6 +205,8 @@ def specs_from_grader(assignments_dir: Path | None) -> list[AssignmentSpec]:
                 "title": item.title,
                 "points": float(item.points),
                 "task": getattr(item, "task", "") or "",
+                **({"guide": item.guide} if item.guide else {}),
+                **({"cells": item.cells} if item.cells else {}),
             }
             for item in rubric.items
         ]
@@ -169,8 +223,13 @@ def template_path(assignment: Assignment, *, assignments_dir: Path | None) -> Pa
 
 
 def load_assignments(session: Session, *, course: Course, assignments_dir: Path | None) -> list[Assignment]:
-    """Sync the course's assignments with the ``assignments/`` folder."""
-    loaded = [upsert_assignment(session, course=course, spec=s) for s in specs_from_grader(assignments_dir)]
+    """Sync the course's assignments with the ``assignments/`` folder: those ``courses.yaml`` lists for the
+    course, or every folder when the file does not name the course."""
+    config = course_configs(assignments_dir).get(course.slug)
+    specs = specs_from_grader(assignments_dir)
+    if config is not None:
+        specs = [spec for spec in specs if spec.name in config.assignments]
+    loaded = [upsert_assignment(session, course=course, spec=s) for s in specs]
     log.info("loaded %d assignments: %s", len(loaded), ", ".join(a.name for a in loaded))
     return loaded
 

@@ -50,6 +50,15 @@ def test_unknown_requirement_and_kind_fields(tmp_path):
         load_rubric(write(tmp_path, data))
 
 
+def test_guide_and_cells_belong_to_manual_items(tmp_path):
+    data = toy()
+    data["items"][1] |= {"guide": "1.0: a complete proof; 0.5: a gap", "cells": ["t1"]}
+    assert load_rubric(write(tmp_path, data)).item("t1_proof").cells == ["t1"]
+    data["items"][2]["guide"] = "what earns the points"
+    with pytest.raises(AssignmentError, match="are for manual items"):
+        load_rubric(write(tmp_path, data))
+
+
 @pytest.mark.parametrize(
     ("value", "fraction"), [(1.0, 1.0), (1.1, 1.0), (1.35, 0.5), (1.6, 0.0), (9.0, 0.0), (float("nan"), 0.0)]
 )

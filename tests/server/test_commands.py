@@ -71,3 +71,42 @@ def test_assignments_load_and_deadline(home: Path, tmp_path: Path) -> None:
         assert (a.name, a.points, [i["id"] for i in a.rubric]) == ("tiny", 13, ["t_double", "square", "discussion"])
         assert a.deadline is not None and a.deadline.isoformat() == "2026-10-02T20:59:00+00:00"
     db.dispose()
+
+
+REPO_ASSIGNMENTS = Path(__file__).resolve().parents[2] / "assignments"
+
+
+@pytest.mark.parametrize(
+    ("course", "scheme", "assignments"),
+    [("dgm", "13-point", {"hw1", "hw2", "hw3"}), ("upm", "10-point", {"upm_cvae"})],
+)
+def test_each_course_of_courses_yaml_gets_its_scheme_and_assignments(
+    home: Path, monkeypatch: pytest.MonkeyPatch, course: str, scheme: str, assignments: set[str]
+) -> None:
+    """One checkout, two courses: DGM_COURSE picks the title, scheme and assignment folders courses.yaml gives."""
+    monkeypatch.setenv("DGM_COURSE", course)
+    monkeypatch.setenv("DGM_ASSIGNMENTS_DIR", str(REPO_ASSIGNMENTS))
+    assert main(["assignments", "load"]) == 0
+    db = _db(home)
+    with db.session() as s:
+        row = s.scalars(select(Course)).one()
+        assert (row.slug, row.scheme["name"]) == (course, scheme)
+        assert set(s.scalars(select(Assignment.name))) == assignments
+    db.dispose()
+
+
+def test_a_course_that_courses_yaml_does_not_name_runs_every_folder(
+    home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    folder = tmp_path / "assignments"
+    stand_in_assignment.write(folder)
+    monkeypatch.setenv("DGM_ASSIGNMENTS_DIR", str(folder))
+    monkeypatch.setenv("DGM_COURSE", "elsewhere")
+    assert main(["assignments", "load"]) == 0
+    with _db(home).session() as s:
+        assert s.scalars(select(Course)).one().scheme["name"] == "13-point"
+        assert s.scalars(select(Assignment)).all()
+
+    (folder / "courses.yaml").write_text("elsewhere: {title: T, scheme: 12-point, assignments: [hw1]}\n")
+    assert main(["assignments", "load"]) == 2
+    assert "unknown scheme '12-point'" in capsys.readouterr().err
