@@ -37,4 +37,4 @@ def test_labels_are_one_hot_and_samples_follow_them() -> None:
     y = torch.tensor([3, 7])
     assert torch.equal(model.encode_label(y), F.one_hot(y, 10).float())
     samples = model.sample(2, y)
-    assert samples.shape == (2, 1, 8, 8) and 0 <= samples.min() and samples.max() <= 1
+    assert samples.shape == (2, 1, 8, 8) and samples.min() >= 0 and samples.max() <= 1
