@@ -155,6 +155,15 @@ class CheckContext:
         except ValueError as exc:
             log.info("figure %r skipped: %s", title, exc)
 
+    def scatter(self, title: str, points: np.ndarray, reference: np.ndarray) -> None:
+        """Add a scatter plot of 2-D samples (blue) over reference points (grey) to the student's report."""
+        from grader.report import scatter_png
+
+        try:
+            self.figures.append(Figure(title=title, png_base64=scatter_png(points, reference, title)))
+        except ValueError as exc:
+            log.info("figure %r skipped: %s", title, exc)
+
     def curve(self, title: str, values: list[float]) -> None:
         """Add a curve (e.g. the training loss under the grader's loop) to the student's report."""
         from grader.report import curve_png

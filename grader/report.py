@@ -355,6 +355,33 @@ def curve_png(values: Sequence[float], title: str, *, width: int = 560, height: 
     return _encode_png(image)
 
 
+def scatter_png(points: np.ndarray, reference: np.ndarray, title: str, *, size: int = 420) -> str:
+    """A base64 PNG scatter plot of 2-D `points` (blue) over `reference` points (grey), on the reference's
+    bounding box with a margin; points outside it are drawn on its edge."""
+    pts, ref = np.asarray(points, dtype=np.float64), np.asarray(reference, dtype=np.float64)
+    if pts.ndim != 2 or pts.shape[1] != 2 or ref.ndim != 2 or ref.shape[1] != 2 or not len(ref):
+        raise ValueError(f"{title}: expected (N, 2) points, got {pts.shape} and {ref.shape}")
+    pts = pts[np.isfinite(pts).all(axis=1)]
+    lo, hi = ref.min(axis=0), ref.max(axis=0)
+    margin = 0.15 * (hi - lo) + 1e-9
+    lo, hi = lo - margin, hi + margin
+    image = Image.new("RGB", (size, size + 24), "white")
+    draw = ImageDraw.Draw(image)
+    _text(draw, (8, 6), title, _font(13), "la")
+    top, side = 24, size - 8
+
+    def pixels(xy: np.ndarray) -> np.ndarray:
+        unit = np.clip((xy - lo) / (hi - lo), 0.0, 1.0)
+        return np.stack([4 + unit[:, 0] * side, top + 4 + (1 - unit[:, 1]) * side], axis=1)
+
+    draw.rectangle((4, top + 4, 4 + side, top + 4 + side), outline=(160, 160, 160))
+    for color, xy in (((190, 190, 190), ref), ((31, 98, 190), pts)):
+        for x, y in pixels(xy).tolist():
+            draw.point((x, y), fill=color)
+            draw.point((x + 1, y), fill=color)
+    return _encode_png(image)
+
+
 def _draw_segment(draw: ImageDraw.ImageDraw, points: list[tuple[float, float]]) -> None:
     color = (31, 98, 190)
     if len(points) == 1:

@@ -105,7 +105,8 @@ class ProbeContext:
         labels: torch.Tensor | None = None,
         loss_key: str = "total_loss",
     ) -> list[float]:
-        """`train` under this probe's budget (`steps`, `batch_size`, `lr`); saves the loss curve as `losses`."""
+        """`train` under this probe's budget (`steps`, `batch_size`, `lr`, optional `lr_schedule`); saves the loss
+        curve as `losses`."""
         losses = train(
             model,
             images,
@@ -113,6 +114,7 @@ class ProbeContext:
             steps=int(self.budget["steps"]),
             batch_size=int(self.budget["batch_size"]),
             lr=float(self.budget["lr"]),
+            lr_schedule=str(self.budget.get("lr_schedule", "constant")),
             seed=self.seed,
             loss_key=loss_key,
         )
@@ -321,6 +323,7 @@ def train(
     seed: int,
     loss_key: str = "total_loss",
     clip_grad: float | None = 1.0,
+    lr_schedule: str = "constant",
 ) -> list[float]:
     """The grader's own training loop: Adam, seeded batch order, `model.loss(x)[loss_key]`, or
     `model.loss(x, y)[loss_key]` with the batch's `labels`."""
@@ -331,6 +334,11 @@ def train(
     if not params:
         raise ProbeError("the model has no trainable parameters")
     optimizer = torch.optim.Adam(params, lr=lr)
+    if lr_schedule not in ("constant", "cosine"):
+        raise ValueError(f"lr_schedule: expected 'constant' or 'cosine', got {lr_schedule!r}")
+    # cosine: the learning rate decays to 0 over the steps, which settles small models (diffusion on 2-D
+    # data) at the end of the budget instead of leaving them wherever the last noisy steps took them
+    scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, int(steps)) if lr_schedule == "cosine" else None
     model.train()
     losses: list[float] = []
     batches = _batches(len(images), min(batch_size, len(images)), generator)
@@ -351,9 +359,88 @@ def train(
             if clip_grad is not None:
                 torch.nn.utils.clip_grad_norm_(params, clip_grad)
             optimizer.step()
+        if scheduler is not None:
+            scheduler.step()
         losses.append(float(loss.detach()))
     model.eval()
     return losses
+
+
+def _scalar_loss(out: Any, key: str, call: str, step: int) -> torch.Tensor:
+    """`out[key]` of a loss method's dict, checked to be a finite scalar tensor."""
+    if not isinstance(out, dict) or key not in out:
+        got = sorted(out) if isinstance(out, dict) else type(out).__name__
+        raise ProbeError(f"{call} must return a dict with key {key!r}, got {got}")
+    loss = out[key]
+    if not isinstance(loss, torch.Tensor) or loss.numel() != 1:
+        raise ProbeError(f"{call}[{key!r}] must be a scalar tensor")
+    if not torch.isfinite(loss):
+        raise ProbeError(f"{call}[{key!r}] became {loss.item()} after {step} steps")
+    return loss.reshape(())
+
+
+def train_adversarial(
+    model: torch.nn.Module,
+    images: torch.Tensor,
+    *,
+    steps: int,
+    batch_size: int,
+    lr: float,
+    seed: int,
+    d_steps: int = 1,
+    betas: tuple[float, float] = (0.5, 0.999),
+    ema_decay: float | None = None,
+) -> dict[str, list[float]]:
+    """The grader's GAN loop, as the course's `train_adversarial`: one Adam per network, both gradients
+    zeroed before each loss; a discriminator step on every batch (`model.loss_discriminator(x)
+    ["discriminator_loss"]`) and a generator step when `it % d_steps == 0`
+    (`model.loss_generator(batch_size)["generator_loss"]`). With `ema_decay`, an exponential moving average
+    of the generator's weights is kept and loaded into `model.generator` at the end (it lowers the
+    seed-to-seed spread of sample quality). Returns the loss curves `d_losses`, `g_losses`."""
+    torch.manual_seed(seed)
+    order = torch.Generator()
+    order.manual_seed(seed)
+    nets = {name: part(model, name) for name in ("generator", "discriminator")}
+    params = {name: [p for p in net.parameters() if p.requires_grad] for name, net in nets.items()}
+    for name, group in params.items():
+        if not group:
+            raise ProbeError(f"model.{name} has no trainable parameters")
+    if {id(p) for p in params["generator"]} & {id(p) for p in params["discriminator"]}:
+        raise ProbeError("model.generator and model.discriminator share parameters")
+    optimizers = {name: torch.optim.Adam(group, lr=lr, betas=betas) for name, group in params.items()}
+    ema = [p.detach().clone() for p in params["generator"]] if ema_decay else None
+    learner = cast(Any, model)
+    model.train()
+    curves: dict[str, list[float]] = {"d_losses": [], "g_losses": []}
+    batches = _batches(len(images), min(batch_size, len(images)), order)
+    for it in range(int(steps)):
+        x = images[next(batches)]
+        for opt in optimizers.values():
+            opt.zero_grad(set_to_none=True)
+        d_loss = _scalar_loss(learner.loss_discriminator(x), "discriminator_loss", "loss_discriminator(x)", it)
+        if not d_loss.requires_grad:
+            raise ProbeError("loss_discriminator(x)['discriminator_loss'] does not require grad: nothing trains D")
+        d_loss.backward()
+        optimizers["discriminator"].step()
+        curves["d_losses"].append(float(d_loss.detach()))
+        if it % int(d_steps) == 0:
+            for opt in optimizers.values():
+                opt.zero_grad(set_to_none=True)
+            g_loss = _scalar_loss(learner.loss_generator(len(x)), "generator_loss", "loss_generator(n)", it)
+            if g_loss.requires_grad:
+                g_loss.backward()
+                optimizers["generator"].step()
+            curves["g_losses"].append(float(g_loss.detach()))
+            if ema is not None and ema_decay is not None:
+                with torch.no_grad():
+                    for avg, p in zip(ema, params["generator"], strict=True):
+                        avg.lerp_(p.detach(), 1.0 - ema_decay)
+    if ema is not None:
+        with torch.no_grad():
+            for avg, p in zip(ema, params["generator"], strict=True):
+                p.copy_(avg)
+    model.eval()
+    return curves
 
 
 def load_probes(path: Path = PROBES_PATH) -> dict[str, ProbeSpec]:
