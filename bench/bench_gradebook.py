@@ -9,7 +9,8 @@ Each size gets a fresh SQLite file and, when PostgreSQL answers, a scratch datab
 the end. Requests go through the whole app in-process (authentication, query, JSON), not over a socket.
 Besides wall-clock latency it prints the CPU time this process spent per request (its p95): on a
 machine shared with other work that is the latency an idle machine would see (the database server's
-own CPU excluded). Prints one line per measurement and a JSON summary.
+own CPU excluded). Prints one line per measurement, then a table of the p95s against the targets and
+a JSON summary.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 from fastapi.testclient import TestClient
 from sqlalchemy import create_engine, insert, select, text
@@ -79,6 +81,7 @@ def populate(db: Database, *, students: int, homeworks: int) -> str:
                         "size": 1,
                         "uploaded_at": uploaded_at,
                         "is_late": days_late(uploaded_at, a.deadline) > 0,
+                        "days_late": days_late(uploaded_at, a.deadline),
                         "graded_at": now,
                     }
                 )
@@ -111,6 +114,10 @@ def measure(url: str, home: Path, *, students: int, homeworks: int, repeat: int)
     db = Database(url)
     db.migrate()
     token = populate(db, students=students, homeworks=homeworks)
+    if db.engine.dialect.name == "postgresql":
+        with db.engine.connect() as conn:  # what autovacuum does soon after a bulk load
+            conn.execute(text("ANALYZE"))
+            conn.commit()
     db.dispose()
     app = create_app(settings, start_worker=False, load_assignments=False)
     out: dict[str, dict[str, float]] = {}
@@ -187,7 +194,21 @@ def main() -> None:
                     flush=True,
                 )
                 results.append({"database": database, "students": students, "format": kind, **m})
+    print_table(results, homeworks=args.homeworks)
     print(json.dumps(results, indent=2))
+
+
+def print_table(results: list[dict[str, Any]], *, homeworks: int) -> None:
+    """p95 latency, wall (and this process's CPU), per database and format; one column per size."""
+    sizes = sorted({r["students"] for r in results})
+    print("\np95 ms, wall (CPU)" + "".join(f"{f'{n} x {homeworks}':>18}" for n in sizes))
+    for database in dict.fromkeys(r["database"] for r in results):
+        for kind in ("json", "csv"):
+            got = {r["students"]: r for r in results if (r["database"], r["format"]) == (database, kind)}
+            cells = [f"{got[n]['p95_ms']:.0f} ({got[n]['cpu_p95_ms']:.0f})" if n in got else "-" for n in sizes]
+            print(f"{database + ' ' + kind:<18}" + "".join(f"{c:>18}" for c in cells))
+    targets = [f"< {TARGET_P95_MS[n]:g}" if n in TARGET_P95_MS else "-" for n in sizes]
+    print(f"{'target':<18}" + "".join(f"{c:>18}" for c in targets))
 
 
 if __name__ == "__main__":

@@ -85,6 +85,10 @@ class Course(Base):
     scheme: Mapped[dict[str, Any]]  # GradingScheme as JSON
     policy: Mapped[dict[str, Any]]  # CoursePolicy as JSON
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # Whether students see their automatic results before an assignment's grades are released.
+    auto_results_before_release: Mapped[bool] = mapped_column(default=True)
+    # Until the course is closed, a student's total and final grade are provisional.
+    closed_at: Mapped[datetime | None]
 
     assignments: Mapped[list[Assignment]] = relationship(back_populates="course", order_by="Assignment.position")
 
@@ -124,6 +128,9 @@ class Submission(Base):
     size: Mapped[int]
     uploaded_at: Mapped[datetime] = mapped_column(default=utcnow)
     is_late: Mapped[bool] = mapped_column(default=False)
+    # Started days past the student's (extended) deadline after the grace period, 0 when on time. Kept
+    # with ``is_late`` by ``services.submissions``, so the gradebook ranks submissions without date arithmetic.
+    days_late: Mapped[int] = mapped_column(default=0, server_default="0")
     # The executed notebook of the latest grading (in the file store), for the TA view.
     executed_sha256: Mapped[str | None] = mapped_column(String(64))
     # The latest grading report (grader.results.Report as JSON) and when it arrived.
@@ -186,7 +193,11 @@ class ItemScore(Base):
     """
 
     __tablename__ = "item_scores"
-    __table_args__ = (UniqueConstraint("submission_id", "item_id"),)
+    __table_args__ = (
+        UniqueConstraint("submission_id", "item_id"),
+        # Covers the gradebook's per-submission sums: they read the index alone, no table rows.
+        Index("ix_item_scores_totals", "submission_id", "manual_points", "auto_points", "kind", "auto_status"),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     submission_id: Mapped[int] = mapped_column(ForeignKey("submissions.id", ondelete="CASCADE"))
@@ -260,6 +271,25 @@ class ApiToken(Base):
     revoked: Mapped[bool] = mapped_column(default=False)
 
     user: Mapped[User] = relationship()
+
+
+class PasswordLink(Base):
+    """A one-time link to set a password: an invitation for a new user or a reset by an admin.
+
+    Only the SHA-256 of the link's secret is stored; it expires, and using it (or a newer link) ends it."""
+
+    __tablename__ = "password_links"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    purpose: Mapped[str] = mapped_column(String(16))  # invite | reset
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    expires_at: Mapped[datetime]
+    used_at: Mapped[datetime | None]
+    created_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+
+    user: Mapped[User] = relationship(foreign_keys=[user_id])
 
 
 class UserSession(Base):

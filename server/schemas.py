@@ -108,6 +108,14 @@ class UserOut(BaseModel):
     username: str
     full_name: str
     role: Role
+    is_active: bool = True
+
+
+class UserUpdate(BaseModel):
+    role: Role | None = None
+    is_active: Annotated[bool, Strict()] | None = Field(
+        default=None, description="false: no login, every session ends, API tokens stop working"
+    )
 
 
 class UserCreate(BaseModel):
@@ -272,7 +280,7 @@ class GradebookRow(BaseModel):
     exam: float | None
     total: float = Field(description="for a student, from released homework grades only")
     final_grade: int
-    provisional: bool = Field(description="some homework's grades are not released yet")
+    provisional: bool = Field(description="the course is not closed yet, or some homework's grades are not released")
     details: dict[str, HomeworkDetail]
 
 
@@ -288,6 +296,10 @@ class CourseOut(BaseModel):
     title: str
     scheme: GradingScheme
     policy: CoursePolicy
+    auto_results_before_release: bool = Field(
+        description="students see their automatic results before an assignment's grades are released"
+    )
+    closed_at: datetime | None = Field(description="when the course was closed (grades final); null: open")
 
 
 class CourseUpdate(BaseModel):
@@ -295,6 +307,8 @@ class CourseUpdate(BaseModel):
         default=None, description="a built-in name or a full scheme"
     )
     policy: CoursePolicy | None = None
+    auto_results_before_release: Annotated[bool, Strict()] | None = None
+    closed: Annotated[bool, Strict()] | None = Field(default=None, description="close (true) or reopen the course")
 
 
 class AuditOut(BaseModel):

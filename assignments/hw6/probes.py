@@ -206,8 +206,10 @@ def ddpm_reverse(ctx: ProbeContext) -> None:
     ctx.save("samples", _tensor(reverse.get_samples(d["reverse_x"], d["reverse_eps"], d["reverse_t"]), "get_samples"))
 
 
-def _ddpm(ctx: ProbeContext, network: torch.nn.Module, shape: tuple[int, ...], length: int) -> Any:
-    return ctx.get("DDPM")(length, network, shape, "cosine")
+def _ddpm(
+    ctx: ProbeContext, net: torch.nn.Module, shape: tuple[int, ...], length: int, schedule: str = "cosine"
+) -> Any:
+    return ctx.get("DDPM")(length, net, shape, schedule)
 
 
 @probe("ddpm_loss_spy", needs=("ddpm_x", "noise_weight", "noise_bias", "noise_per_index", "spy_length"))
@@ -242,11 +244,13 @@ def ddpm_moons_train(ctx: ProbeContext) -> None:
 
 @probe("ddpm_digits_train", needs=("digits_train", "digits_xt", "digits_t", "image_shape"))
 def ddpm_digits_train(ctx: ProbeContext) -> None:
-    """DDPM on digits in [-1, 1], trained; then the trained network's ε-prediction at the host's (x_t, t)."""
+    """DDPM on digits in [-1, 1], trained; then the trained network's ε-prediction at the host's (x_t, t), and
+    samples (for the report's picture and a secondary KID)."""
     b, shape = ctx.budget, _input_shape(ctx, "image_shape")
     torch.manual_seed(ctx.seed)
     net = ctx.get("ConditionalMLP")(shape, int(b["timesteps"]), hidden=int(b["hidden"]))
-    model = _ddpm(ctx, net, shape, int(b["timesteps"]))
+    model = _ddpm(ctx, net, shape, int(b["timesteps"]), str(b["schedule"]))
     ctx.train(model, ctx.data["digits_train"])
     with torch.no_grad():
         ctx.save("eps_hat", _tensor(net(ctx.data["digits_xt"], ctx.data["digits_t"]), "ConditionalMLP"))
+        ctx.save("samples", _tensor(model.sample(int(b["samples"])), "DDPM.sample").to(torch.float32))

@@ -1,6 +1,9 @@
-"""HTML pages for students (upload, status, feedback) and TAs (gradebook, grading, exam, extensions).
+"""HTML pages for students (upload, status, feedback) and TAs (gradebook, grading, statistics, exam,
+extensions); the admin pages are in :mod:`server.pages.admin`.
 
 Pages authenticate with the signed session cookie; every form post carries the session's CSRF token.
+A form with a mistake comes back with the error beside it and everything that was typed; an action that
+cannot be undone (regrade all, deactivate, revoke, close) asks for a confirmation on a page of its own.
 """
 
 from __future__ import annotations
@@ -11,7 +14,7 @@ from pathlib import Path
 from typing import Annotated, Any
 from urllib.parse import quote
 
-from fastapi import APIRouter, Depends, Form, Request
+from fastapi import APIRouter, Depends, Form, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 from pydantic import ValidationError
@@ -31,12 +34,19 @@ from server.api.deps import (
 from server.core.security import SessionData
 from server.errors import InvalidInput, NotAuthenticated, PermissionDenied
 from server.models import Role, Submission, User
+from server.pages.charts import histogram_svg
 from server.schemas import Id, ItemPointsIn, Name, Reason, SearchText, Username, validation_message
-from server.services import courses, gradebook, grades, questions, submissions, users
+from server.services import course_state, courses, gradebook, grades, questions, queue_wait, stats, submissions, users
 
 TEMPLATES = Jinja2Templates(directory=Path(__file__).resolve().parent.parent / "templates")
 TEMPLATES.env.filters["pts"] = lambda v: "–" if v is None else f"{v:g}"
 TEMPLATES.env.filters["when"] = lambda d: "–" if d is None else d.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
+TEMPLATES.env.filters["about"] = queue_wait.about
+TEMPLATES.env.filters["ordinal"] = lambda n: (
+    f"{n}{'th' if 10 <= n % 100 <= 20 else {1: 'st', 2: 'nd', 3: 'rd'}.get(n % 10, 'th')}"
+)
+
+PAGE_SIZE = 100  # rows per page of the submission lists
 
 router = APIRouter(include_in_schema=False, route_class=SessionRoute)
 
@@ -51,6 +61,10 @@ class PageAuth:
     @property
     def is_staff(self) -> bool:
         return self.user.role in (Role.ta, Role.admin)
+
+    @property
+    def is_admin(self) -> bool:
+        return self.user.role == Role.admin
 
 
 def page_auth(request: Request, ctx: Ctx, session: SessionDep) -> PageAuth:
@@ -72,6 +86,15 @@ def staff(auth: Auth) -> PageAuth:
 Staff = Annotated[PageAuth, Depends(staff)]
 
 
+def admin(auth: Auth) -> PageAuth:
+    if not auth.is_admin:
+        raise PermissionDenied("this page is for admins")
+    return auth
+
+
+Admin = Annotated[PageAuth, Depends(admin)]
+
+
 def check_csrf(data: SessionData, token: str) -> None:
     if not token or token != data.csrf:
         raise PermissionDenied("the form expired or came from another site; reload the page and try again")
@@ -80,6 +103,64 @@ def check_csrf(data: SessionData, token: str) -> None:
 def page(request: Request, name: str, auth: PageAuth | None, *, status_code: int = 200, **context: Any) -> HTMLResponse:
     context.update(request=request, user=auth.user if auth else None, csrf=auth.data.csrf if auth else "")
     return TEMPLATES.TemplateResponse(request, name, context, status_code=status_code)
+
+
+def confirm_page(
+    request: Request,
+    auth: PageAuth,
+    *,
+    title: str,
+    message: str,
+    action: str,
+    button: str,
+    back: str,
+    details: list[str] | None = None,
+    error: str | None = None,
+) -> HTMLResponse:
+    """Ask before an action that cannot be undone: the form posts ``confirm=yes`` only with the box ticked."""
+    return page(
+        request,
+        "confirm.html",
+        auth,
+        status_code=InvalidInput.status_code if error else 200,
+        title=title,
+        message=message,
+        action=action,
+        button=button,
+        back=back,
+        details=details or [],
+        error=error,
+    )
+
+
+class Pager:
+    """Page ``number`` (from 1) of a newest-first list, read one row beyond the page to know if more follow."""
+
+    def __init__(self, number: int, size: int = PAGE_SIZE) -> None:
+        self.number = max(1, number)
+        self.size = size
+        self.has_next = False
+        self.shown = 0
+
+    @property
+    def offset(self) -> int:
+        return (self.number - 1) * self.size
+
+    @property
+    def limit(self) -> int:
+        return self.size + 1
+
+    def take(self, rows: list[Any]) -> list[Any]:
+        self.has_next = len(rows) > self.size
+        self.shown = min(len(rows), self.size)
+        return rows[: self.size]
+
+    @property
+    def first(self) -> int:
+        return self.offset + 1
+
+
+PageNumber = Annotated[int, Query(ge=1, le=100_000, alias="page")]
 
 
 def _set_session(response: Response, ctx: AppContext, data: SessionData) -> None:
@@ -99,10 +180,13 @@ def _safe_next(target: str | None) -> str:
 
 
 @router.get("/login")
-def login_form(request: Request, ctx: Ctx, next: str | None = None) -> Response:
+def login_form(request: Request, ctx: Ctx, next: str | None = None, password: str | None = None) -> Response:
     data = ctx.signer.loads(request.cookies.get(SESSION_COOKIE)) or ctx.signer.new(None)
+    notice = "Your password is set. Log in with it." if password == "set" else None
     response = TEMPLATES.TemplateResponse(
-        request, "login.html", {"csrf": data.csrf, "next": _safe_next(next), "error": None, "user": None}
+        request,
+        "login.html",
+        {"csrf": data.csrf, "next": _safe_next(next), "error": None, "user": None, "notice": notice},
     )
     _set_session(response, ctx, data)
     return response
@@ -160,14 +244,24 @@ def home(auth: Auth) -> Response:
 
 
 @router.get("/me")
-def student_home(request: Request, auth: Auth, course: CourseDep, session: SessionDep) -> Response:
+def student_home(
+    request: Request,
+    auth: Auth,
+    course: CourseDep,
+    session: SessionDep,
+    page_number: PageNumber = 1,
+) -> Response:
     if auth.is_staff:
         return RedirectResponse("/gradebook", status_code=303)
     user = auth.user
     assignments = courses.list_assignments(session, course=course)
     deadlines = {a.name: submissions.effective_deadline(session, assignment=a, user_id=user.id) for a in assignments}
-    subs = submissions.list_submissions(session, viewer=user, course=course)
+    pager = Pager(page_number)
+    subs = pager.take(
+        submissions.list_submissions(session, viewer=user, course=course, limit=pager.limit, offset=pager.offset)
+    )
     book = gradebook.compute_gradebook(session, course=course, user_id=user.id, released_only=True)
+    row = course_state.student_row(book.students[0], course=course) if book.students else None
     assignments_dir = request.app.state.ctx.settings.assignments_dir
     return page(
         request,
@@ -179,8 +273,10 @@ def student_home(request: Request, auth: Auth, course: CourseDep, session: Sessi
         subs=subs,
         status_of=submissions.status_of,
         score_of=lambda sub: grades.visible_score(sub, viewer=user),
-        row=book.students[0] if book.students else None,
+        row=row,
         scheme=book.scheme,
+        course=course,
+        pager=pager,
         max_upload_mib=request.app.state.ctx.settings.max_upload_bytes // (1024 * 1024),
     )
 
@@ -192,9 +288,12 @@ def _notebook_data(ctx: AppContext, sub: Submission) -> bytes:
 
 def _submission_context(session: Session, sub_id: int, auth: PageAuth, ctx: AppContext) -> dict[str, Any]:
     sub = submissions.get_submission(session, submission_id=sub_id, viewer=auth.user)
-    executed = sub.executed_sha256 is not None
+    results_hidden = not grades.auto_results_visible(sub, viewer=auth.user)
+    # What the grader's run printed is a result too: while results are hidden, the notebook as uploaded.
+    executed = sub.executed_sha256 is not None and not results_hidden
     try:
-        nb_html = render.notebook(_notebook_data(ctx, sub))
+        data = _notebook_data(ctx, sub) if executed else submissions.get_file(ctx.store, sub)
+        nb_html = render.notebook(data)
     except Exception:
         nb_html = None
     return {
@@ -206,11 +305,18 @@ def _submission_context(session: Session, sub_id: int, auth: PageAuth, ctx: AppC
         "max_total": sub.max_points,
         "notebook_html": nb_html,
         "executed": executed,
-        "has_full_report": sub.report is not None and _report_renderer() is not None,
+        "has_full_report": sub.report is not None and _report_renderer() is not None and not results_hidden,
+        "results_hidden": results_hidden,
+        "wait": _queue_wait(session, sub),
         "markdown": render.markdown,
         "error": None,
         "typed": {},  # the grading form's fields as typed, when they come back with an error
     }
+
+
+def _queue_wait(session: Session, sub: Submission) -> queue_wait.QueueWait | None:
+    job = submissions.latest_job(sub)
+    return queue_wait.queue_wait(session, job=job) if job is not None else None
 
 
 @router.get("/submissions/{sub_id}")
@@ -231,7 +337,7 @@ def full_report(sub_id: Id, auth: Auth, session: SessionDep) -> Response:
     """The grading pipeline's own HTML feedback report, under a CSP that allows no scripts."""
     sub = submissions.get_submission(session, submission_id=sub_id, viewer=auth.user)
     render_html = _report_renderer()
-    if sub.report is None or render_html is None:
+    if sub.report is None or render_html is None or not grades.auto_results_visible(sub, viewer=auth.user):
         return RedirectResponse(f"/submissions/{sub_id}", status_code=303)
     from grader.results import Report
 
@@ -322,11 +428,21 @@ def submissions_page(
     session: SessionDep,
     assignment: SearchText = "",
     username: SearchText = "",
+    page_number: PageNumber = 1,
 ) -> Response:
     if not auth.is_staff:
         return RedirectResponse("/me", status_code=303)
-    subs = submissions.list_submissions(
-        session, viewer=auth.user, course=course, assignment=assignment or None, username=username or None
+    pager = Pager(page_number)
+    subs = pager.take(
+        submissions.list_submissions(
+            session,
+            viewer=auth.user,
+            course=course,
+            assignment=assignment or None,
+            username=username or None,
+            limit=pager.limit,
+            offset=pager.offset,
+        )
     )
     return page(
         request,
@@ -337,20 +453,51 @@ def submissions_page(
         assignments=courses.list_assignments(session, course=course),
         assignment=assignment,
         username=username,
+        pager=pager,
     )
+
+
+def _regrade_confirmation(
+    request: Request, auth: PageAuth, session: Session, a: Any, error: str | None = None
+) -> Response:
+    n = len(submissions.submissions_of_assignment(session, assignment=a))
+    return confirm_page(
+        request,
+        auth,
+        title=f"Regrade all of {a.name}?",
+        message=f"Every submission of {a.name} ({n}) goes back into the grading queue and gets new automatic "
+        "results; manual points and comments are kept.",
+        details=["Students see their submissions as queued until the regrade is done."],
+        action=f"/assignments/{quote(a.name)}/regrade",
+        button=f"Regrade {n} submission{'' if n == 1 else 's'}",
+        back="/gradebook",
+        error=error,
+    )
+
+
+@router.get("/assignments/{name}/regrade")
+def confirm_regrade_assignment(
+    request: Request, name: Name, auth: Staff, course: CourseDep, session: SessionDep
+) -> Response:
+    a = courses.get_assignment(session, course=course, name=name)
+    return _regrade_confirmation(request, auth, session, a)
 
 
 @router.post("/assignments/{name}/regrade")
 def regrade_assignment(
+    request: Request,
     name: Name,
     auth: Staff,
     course: CourseDep,
     ctx: Ctx,
     session: SessionDep,
+    confirm: Annotated[str, Form(max_length=8)] = "",
     csrf_token: Annotated[str, Form()] = "",
 ) -> Response:
     check_csrf(auth.data, csrf_token)
     a = courses.get_assignment(session, course=course, name=name)
+    if confirm != "yes":
+        return _regrade_confirmation(request, auth, session, a, error="Tick the box to confirm the regrade.")
     subs = submissions.submissions_of_assignment(session, assignment=a)
     submissions.enqueue_regrade(session, submissions=subs, max_attempts=ctx.settings.max_attempts)
     session.commit()
@@ -368,17 +515,64 @@ def _parse_time(raw: str) -> datetime | None:
     return value if value.tzinfo else value.replace(tzinfo=UTC)
 
 
-@router.get("/assignments")
-def assignments_page(request: Request, auth: Staff, course: CourseDep, session: SessionDep) -> Response:
+# Fixed messages shown after a redirect (never text from the query string).
+NOTICES = {
+    "role": "Role changed.",
+    "reactivated": "Reactivated: the user can log in again.",
+    "deactivated": "Deactivated: the user's sessions ended and their tokens stopped working.",
+    "revoked": "Token revoked.",
+    "scheme": "Grading scheme saved; grades are recomputed from the stored scores.",
+    "policy": "Late policy saved.",
+    "deadlines": "Deadlines saved; late flags are recomputed.",
+    "visibility": "Saved what students see before release.",
+    "closed": "The course is closed: students' totals and final grades are final.",
+    "reopened": "The course is open again: students' grades are provisional.",
+}
+
+
+def notice(key: str | None) -> str | None:
+    return NOTICES.get(key or "")
+
+
+def parse_number(raw: str, label: str, *, integer: bool = False, optional: bool = False) -> Any:
+    raw = raw.strip().replace(",", ".")
+    if not raw:
+        if optional:
+            return None
+        raise InvalidInput(f"{label}: give a number")
+    try:
+        return int(raw) if integer else float(raw)
+    except ValueError:
+        kind = "a whole number" if integer else "a number"
+        raise InvalidInput(f"{label}: {raw!r} is not {kind}") from None
+
+
+def _assignments_page(
+    request: Request,
+    auth: PageAuth,
+    course: Any,
+    session: Session,
+    *,
+    errors: dict[str, str] | None = None,
+    typed: dict[str, str] | None = None,
+) -> Response:
     return page(
         request,
         "assignments.html",
         auth,
+        status_code=InvalidInput.status_code if errors else 200,
         assignments=courses.list_assignments(session, course=course),
         course=course,
         scheme=courses.scheme_of(course),
         policy=courses.policy_of(course),
+        errors=errors or {},
+        typed=typed or {},
     )
+
+
+@router.get("/assignments")
+def assignments_page(request: Request, auth: Staff, course: CourseDep, session: SessionDep) -> Response:
+    return _assignments_page(request, auth, course, session)
 
 
 def _question_page(
@@ -403,7 +597,7 @@ def _question_page(
     if answer is not None:
         try:
             data = _notebook_data(ctx, answer.submission)
-            answer_html = render.notebook_cells(questions.answer_cells(data, question.item["id"]))
+            answer_html = render.notebook_cells(questions.answer_cells(data, question.item))
         except Exception:
             answer_html = None
     following = question.next_ungraded(position) if position is not None else None
@@ -507,6 +701,7 @@ def release_grades(
 
 @router.post("/assignments/{name}/deadline")
 def set_deadline(
+    request: Request,
     name: Name,
     auth: Staff,
     course: CourseDep,
@@ -516,9 +711,32 @@ def set_deadline(
 ) -> Response:
     check_csrf(auth.data, csrf_token)
     a = courses.get_assignment(session, course=course, name=name)
-    courses.set_deadline(session, assignment=a, deadline=_parse_time(deadline))
+    try:
+        courses.set_deadline(session, assignment=a, deadline=_parse_time(deadline))
+    except InvalidInput as exc:
+        session.rollback()
+        return _assignments_page(request, auth, course, session, errors={name: exc.message}, typed={name: deadline})
     session.commit()
     return RedirectResponse("/assignments", status_code=303)
+
+
+@router.get("/gradebook/stats")
+def stats_page(
+    request: Request, auth: Staff, course: CourseDep, session: SessionDep, assignment: SearchText = ""
+) -> Response:
+    """Per homework and per rubric item: mean, median, a histogram, and which check failed most."""
+    names = [a.name for a in courses.list_assignments(session, course=course) if a.is_homework]
+    chosen = assignment if assignment in names else (names[0] if names else "")
+    all_stats = stats.course_stats(session, course=course, detail=chosen or None)
+    return page(
+        request,
+        "stats.html",
+        auth,
+        course=course,
+        all_stats=all_stats,
+        detail=next((s for s in all_stats if s.name == chosen), None),
+        histogram=histogram_svg,
+    )
 
 
 @router.get("/exam")

@@ -43,8 +43,16 @@ def manual_grades_visible(sub: Submission, *, viewer: User) -> bool:
     return viewer.role != Role.student or sub.assignment.grades_released
 
 
+def auto_results_visible(sub: Submission, *, viewer: User) -> bool:
+    """Before release a student sees the automatic results only where the course says so (the default)."""
+    return manual_grades_visible(sub, viewer=viewer) or sub.assignment.course.auto_results_before_release
+
+
 def item_views(sub: Submission, *, viewer: User) -> list[ItemView]:
-    """The items of ``sub``; before release a student sees the automatic results only."""
+    """The items of ``sub``; before release a student sees the automatic results only (or, where the
+    course hides them too, nothing but which items there are)."""
+    if not auto_results_visible(sub, viewer=viewer):
+        return [_hidden_view(i) for i in sub.items]
     visible = manual_grades_visible(sub, viewer=viewer)
     views = []
     for i in sub.items:
@@ -70,9 +78,26 @@ def item_views(sub: Submission, *, viewer: User) -> list[ItemView]:
     return views
 
 
+def _hidden_view(i: ItemScore) -> ItemView:
+    return ItemView(
+        item_id=i.item_id,
+        kind=i.kind,
+        title=i.title,
+        max_points=i.max_points,
+        auto_points=None,
+        auto_status=None,
+        message=None,
+        manual_points=None,
+        manual_comment=None,
+        points=None,
+        pending=True,
+        status="pending",
+    )
+
+
 def visible_score(sub: Submission, *, viewer: User) -> float | None:
-    """Points before late penalties as ``viewer`` may see them; None until graded."""
-    if sub.graded_at is None:
+    """Points before late penalties as ``viewer`` may see them; None until graded (or while hidden)."""
+    if sub.graded_at is None or not auto_results_visible(sub, viewer=viewer):
         return None
     return round(sum(v.points or 0.0 for v in item_views(sub, viewer=viewer)), 6)
 

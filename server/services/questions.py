@@ -96,13 +96,15 @@ def _shared_prefix(a: str, b: str) -> int:
     return sum(1 for _ in takewhile(lambda pair: pair[0] == pair[1], zip(a, b, strict=False)))
 
 
-def answer_cells(data: bytes, item_id: str) -> list[Any]:
-    """The notebook cells holding the answer to a manual item.
+def answer_cells(data: bytes, item: dict[str, Any]) -> list[Any]:
+    """The notebook cells holding the answer to a manual rubric item.
 
-    Manual items are the derivations beside theory answers: the ``theory`` cell whose answer block names
-    the items closest to ``item_id`` (``t1_kde_proof`` goes with ``t1_kde_variance``). Without such a
-    cell, every ``theory`` and ``solution`` cell, so the TA still sees the student's work.
+    The cells the item names (rubric ``cells``: template cell ids, matched by ``metadata.dgm.id``), in
+    notebook order. Else, for the derivations beside theory answers: the ``theory`` cell whose answer
+    block names the items closest to the item's id (``t1_kde_proof`` goes with ``t1_kde_variance``).
+    Without such a cell, every ``theory`` and ``solution`` cell, so the TA still sees the student's work.
     """
+    item_id = str(item.get("id", ""))
     try:
         cells = json.loads(data).get("cells", [])
     except (ValueError, AttributeError):
@@ -121,6 +123,13 @@ def answer_cells(data: bytes, item_id: str) -> list[Any]:
         names = _ANSWER_ID.findall(source(cell))
         return max((_shared_prefix(item_id, name) for name in names), default=0)
 
+    named = set(item.get("cells") or ())
+    if named:
+        chosen = [
+            c for c in cells if isinstance(c, dict) and ((c.get("metadata") or {}).get("dgm") or {}).get("id") in named
+        ]
+        if chosen:
+            return chosen
     theory = [c for c in cells if "theory" in tags(c)]
     best = max((affinity(c) for c in theory), default=0)
     if best > 1:

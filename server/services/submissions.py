@@ -56,8 +56,7 @@ def create_submission(
     session.add(sub)
     session.flush()
     deadline = effective_deadline(session, assignment=assignment, user_id=user.id)
-    grace = policy_of(assignment.course).grace_minutes
-    sub.is_late = days_late(sub.uploaded_at, deadline, grace_minutes=grace) > 0
+    set_lateness(sub, deadline=deadline, grace_minutes=policy_of(assignment.course).grace_minutes)
     for pos, item in enumerate(assignment.rubric):
         session.add(
             ItemScore(
@@ -163,8 +162,14 @@ def submissions_of_assignment(session: Session, *, assignment: Assignment) -> li
     return list(session.scalars(select(Submission).where(Submission.assignment_id == assignment.id)))
 
 
+def set_lateness(sub: Submission, *, deadline: datetime | None, grace_minutes: float) -> None:
+    """``days_late`` and ``is_late``: what the gradebook reads instead of comparing dates on every request."""
+    sub.days_late = days_late(sub.uploaded_at, deadline, grace_minutes=grace_minutes)
+    sub.is_late = sub.days_late > 0
+
+
 def refresh_late_flags(session: Session, *, assignment: Assignment, user_id: int | None = None) -> None:
-    """Recompute ``is_late`` after a deadline, an extension or the grace period changed."""
+    """Recompute ``days_late`` and ``is_late`` after a deadline, an extension or the grace period changed."""
     grace = policy_of(assignment.course).grace_minutes
     stmt = select(Submission).where(Submission.assignment_id == assignment.id)
     if user_id is not None:
@@ -174,8 +179,7 @@ def refresh_late_flags(session: Session, *, assignment: Assignment, user_id: int
         for e in session.scalars(select(Extension).where(Extension.assignment_id == assignment.id))
     }
     for sub in session.scalars(stmt):
-        deadline = extensions.get(sub.user_id, assignment.deadline)
-        sub.is_late = days_late(sub.uploaded_at, deadline, grace_minutes=grace) > 0
+        set_lateness(sub, deadline=extensions.get(sub.user_id, assignment.deadline), grace_minutes=grace)
 
 
 def get_file(store: FileStore, sub: Submission) -> bytes:

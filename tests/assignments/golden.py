@@ -1,16 +1,17 @@
 """The golden tests' shared part: grade an assignment's notebooks once through the real pipeline and
 compare each report with what its fixture must score (`tests/fixtures/<assignment>/expected.yaml`).
 
-A module of golden tests builds one `Golden` at import time; the first test that asks for a report grades
-every notebook of the module, two at a time (each run is a sandboxed subprocess, single-threaded, with its
-own sandbox uid), so the number of tests does not multiply the gradings.
+`golden(name)` is one `Golden` per assignment per process: the first test that asks for a report grades
+every notebook of the assignment, two at a time (each run is a sandboxed subprocess, single-threaded, with
+its own sandbox uid), so the number of tests does not multiply the gradings. Tests of one assignment carry
+`pytest.mark.xdist_group(name)`, so that they run in one worker and share the reports.
 """
 
 from __future__ import annotations
 
 import secrets
 from concurrent.futures import ThreadPoolExecutor
-from functools import cached_property
+from functools import cache, cached_property
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +21,7 @@ from grader import Report, grade, load_assignment
 
 ROOT = Path(__file__).resolve().parents[2]
 PARALLEL_GRADES = 2  # keeps a 2-core runner busy
+SEEDS = {"hw4": 4, "hw6": 3, "upm_cvae": 5}  # the fixed seed each assignment's notebooks are graded on
 
 
 class Golden:
@@ -36,6 +38,7 @@ class Golden:
             "fixtures"
         ]
         self.correct = sorted(path.name for path in (self.fixtures / "correct").glob("*.ipynb"))
+        self.fixture_names = sorted(self.expected)
 
     @cached_property
     def _reports(self) -> dict[tuple[Path, int], Report]:
@@ -56,6 +59,19 @@ class Golden:
 
     def alternative(self, name: str) -> Report:
         return self.report(self.fixtures / "correct" / name)
+
+    @cached_property
+    def points(self) -> tuple[float, float]:
+        """(automatic, manual) points of the rubric."""
+        items = load_assignment(self.assignment).rubric.items
+        manual = sum(i.points for i in items if i.kind == "manual")
+        return sum(i.points for i in items) - manual, manual
+
+
+@cache
+def golden(assignment: str) -> Golden:
+    """The assignment's notebooks, graded once per process."""
+    return Golden(assignment, SEEDS[assignment])
 
 
 def auto(report: Report) -> dict[str, tuple[float, float, str]]:

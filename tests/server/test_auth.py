@@ -27,7 +27,13 @@ def test_password_flow_tokens_and_hashes(course) -> None:
     assert r.status_code == 200 and r.json()["token_type"] == "bearer"
     token = r.json()["access_token"]
     me = course.client.get("/api/me", headers={"Authorization": f"Bearer {token}"})
-    assert me.json() == {"id": me.json()["id"], "username": "alice", "full_name": "", "role": "student"}
+    assert me.json() == {
+        "id": me.json()["id"],
+        "username": "alice",
+        "full_name": "",
+        "role": "student",
+        "is_active": True,
+    }
     assert _login(course, "alice", "wrong password").status_code == 401
     assert _login(course, "nobody").status_code == 401
 

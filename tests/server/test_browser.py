@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import base64
 import json
+import os
 import shutil
 import tempfile
 import time
@@ -118,7 +120,7 @@ def test_student_downloads_the_blank_template(browser, live_server, tmp_path: Pa
     driver.execute_cdp_cmd("Browser.setDownloadBehavior", {"behavior": "allow", "downloadPath": str(tmp_path)})
     _login(driver, url, "alice")
     link = WebDriverWait(driver, 45).until(ec.element_to_be_clickable((By.ID, "template-hw1")))
-    assert driver.find_elements(By.ID, "template-hw6") == []  # hw6 has no notebook yet
+    assert driver.find_elements(By.ID, "template-hw5") == []  # hw5 has no notebook yet
     link.click()
     target = tmp_path / "hw1.ipynb"
     WebDriverWait(driver, 30).until(lambda _: target.exists())
@@ -299,3 +301,222 @@ def _wait_graded(url: str, sub: int, headers: dict[str, str]) -> None:
     while httpx.get(f"{url}/api/submissions/{sub}", headers=headers).json()["status"] != "graded":
         assert time.monotonic() < deadline, f"submission {sub} was not graded"
         time.sleep(0.2)
+
+
+def _page_shot(driver, path: Path) -> None:
+    """The whole page, beyond the window, for looking at it."""
+    size = driver.execute_cdp_cmd("Page.getLayoutMetrics", {})["cssContentSize"]
+    clip = {"x": 0, "y": 0, "width": size["width"], "height": min(size["height"], 5000), "scale": 1}
+    shot = driver.execute_cdp_cmd(
+        "Page.captureScreenshot", {"format": "png", "captureBeyondViewport": True, "clip": clip}
+    )
+    path.write_bytes(base64.b64decode(shot["data"]))
+
+
+def _screens(tmp_path: Path) -> Path:
+    """Where screenshots go: ``DGM_SCREENSHOTS`` when set (to keep them), else the test's folder."""
+    target = Path(os.environ.get("DGM_SCREENSHOTS") or tmp_path)
+    target.mkdir(parents=True, exist_ok=True)
+    return target
+
+
+def test_admin_creates_a_ta_and_a_student_through_pages(browser, live_server, tmp_path: Path) -> None:
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support import expected_conditions as ec
+    from selenium.webdriver.support.ui import Select, WebDriverWait
+
+    driver, url = browser, live_server.url
+    wait = WebDriverWait(driver, 45)
+    shots = _screens(tmp_path)
+    _login(driver, url, "ada")
+    wait.until(ec.presence_of_element_located((By.ID, "gradebook")))
+    driver.find_element(By.LINK_TEXT, "Users").click()
+    wait.until(ec.presence_of_element_located((By.ID, "create-user")))
+
+    # A TA with a password.
+    driver.find_element(By.ID, "new-username").send_keys("tom")
+    driver.find_element(By.ID, "new-full-name").send_keys("Tom Teaching")
+    Select(driver.find_element(By.ID, "new-role")).select_by_value("ta")
+    driver.find_element(By.ID, "new-password").send_keys("tom's long password")
+    driver.find_element(By.ID, "create-user-button").click()
+    wait.until(ec.text_to_be_present_in_element((By.ID, "created"), "Created ta tom"))
+    assert driver.find_element(By.ID, "user-role").text == "ta"
+
+    # A student without a password: an invitation link. A mistake first: the form keeps what was typed.
+    driver.find_element(By.LINK_TEXT, "Users").click()
+    driver.find_element(By.ID, "new-username").send_keys("sue")
+    driver.find_element(By.ID, "new-full-name").send_keys("Sue Student")
+    driver.find_element(By.ID, "new-email").send_keys("sue@example")
+    driver.find_element(By.ID, "create-user-button").click()
+    error = wait.until(ec.presence_of_element_located((By.ID, "create-error")))
+    assert "email" in error.text
+    assert driver.find_element(By.ID, "new-full-name").get_attribute("value") == "Sue Student"
+    _page_shot(driver, shots / "admin-users-error.png")
+    email = driver.find_element(By.ID, "new-email")
+    email.clear()
+    email.send_keys("sue@example.org")
+    driver.find_element(By.ID, "create-user-button").click()
+    link = wait.until(ec.presence_of_element_located((By.ID, "password-link"))).get_attribute("value")
+    _page_shot(driver, shots / "admin-user-invited.png")
+    driver.find_element(By.LINK_TEXT, "Users").click()
+    rows = {r.get_attribute("data-username"): r.text for r in driver.find_elements(By.CSS_SELECTOR, "#users tbody tr")}
+    assert "ta" in rows["tom"] and "student" in rows["sue"] and "invited" in rows["sue"]
+    _page_shot(driver, shots / "admin-users.png")
+    driver.find_element(By.ID, "logout").click()
+    wait.until(ec.presence_of_element_located((By.ID, "login")))
+
+    # sue sets her password from the link, then logs in; tom logs in as a TA.
+    driver.get(link)
+    wait.until(ec.presence_of_element_located((By.ID, "new-password"))).send_keys("sue's new password")
+    driver.find_element(By.ID, "repeat-password").send_keys("sue's new password")
+    _page_shot(driver, shots / "password-set.png")
+    driver.find_element(By.ID, "set-password").click()
+    wait.until(ec.presence_of_element_located((By.ID, "login-notice")))
+    driver.find_element(By.ID, "username").send_keys("sue")
+    driver.find_element(By.ID, "password").send_keys("sue's new password")
+    driver.find_element(By.ID, "login").click()
+    wait.until(ec.presence_of_element_located((By.ID, "upload-form")))
+    assert "sue (student)" in driver.find_element(By.CSS_SELECTOR, ".who").text
+    driver.find_element(By.ID, "logout").click()
+    wait.until(ec.presence_of_element_located((By.ID, "login")))
+    driver.get(link)
+    assert "does not work" in wait.until(ec.presence_of_element_located((By.TAG_NAME, "h1"))).text
+    driver.get(f"{url}/login")
+    driver.find_element(By.ID, "username").send_keys("tom")
+    driver.find_element(By.ID, "password").send_keys("tom's long password")
+    driver.find_element(By.ID, "login").click()
+    wait.until(ec.presence_of_element_located((By.ID, "gradebook")))
+    assert "tom (ta)" in driver.find_element(By.CSS_SELECTOR, ".who").text
+    assert driver.find_elements(By.LINK_TEXT, "Users") == []  # not an admin
+    driver.get(f"{url}/admin/users")
+    assert "403" in driver.find_element(By.TAG_NAME, "h1").text
+
+
+def test_roster_import_in_the_browser_keeps_a_tas_role(browser, live_server, tmp_path: Path) -> None:
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support import expected_conditions as ec
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    from server.services import users
+
+    driver, url = browser, live_server.url
+    wait = WebDriverWait(driver, 45)
+    shots = _screens(tmp_path)
+    roster = tmp_path / "roster.csv"
+    roster.write_text(
+        "username,full_name,email\nalice,Alice Liddell,alice@example.org\ntina,Tina Teaching,\nzoe,Zoe New,\n"
+    )
+    _login(driver, url, "ada")
+    wait.until(ec.presence_of_element_located((By.ID, "gradebook")))
+    driver.find_element(By.LINK_TEXT, "Roster").click()
+    wait.until(ec.presence_of_element_located((By.ID, "roster-file"))).send_keys(str(roster))
+    _page_shot(driver, shots / "admin-roster.png")
+    driver.find_element(By.ID, "preview-roster").click()
+    wait.until(ec.presence_of_element_located((By.ID, "preview")))
+    assert (
+        driver.find_element(By.ID, "count-create").text == "1"
+        and driver.find_element(By.ID, "count-update").text == "2"
+    )
+    tina_row = driver.find_element(By.CSS_SELECTOR, "#preview-update tr[data-username='tina']").text
+    assert "Tina Teaching" in tina_row and "ta" in tina_row.split() and "role:" not in tina_row
+    _page_shot(driver, shots / "admin-roster-preview.png")
+    driver.find_element(By.ID, "apply-roster").click()
+    assert "1 created, 2 updated" in wait.until(ec.presence_of_element_located((By.ID, "roster-result"))).text
+    with live_server.db.session() as s:
+        tina = users.get_user(s, username="tina")
+        assert tina.role.value == "ta" and tina.full_name == "Tina Teaching"
+        assert users.get_user(s, username="zoe").role.value == "student"
+    driver.find_element(By.LINK_TEXT, "Users").click()
+    row = wait.until(ec.presence_of_element_located((By.CSS_SELECTOR, "tr[data-username='tina'] .role")))
+    assert row.text == "ta"
+
+
+def test_new_admin_and_staff_pages_render_in_the_browser(browser, live_server, tmp_path: Path) -> None:
+    """Each new page, with data, as a person sees it (screenshots); no page breaks the CSP or a script."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support import expected_conditions as ec
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    shots = _screens(tmp_path)
+    driver, url = browser, live_server.url
+    wait = WebDriverWait(driver, 45)
+    auth = {"Authorization": f"Bearer {live_server.tokens['tina']}"}
+    graded = [_upload(live_server, name, make_notebook(fraction=f)) for name, f in (("alice", 1.0), ("bob", 0.5))]
+    for sub in graded:
+        _wait_graded(url, sub, auth)
+    httpx.post(f"{url}/api/tokens", json={"name": "ci-autograde", "ttl_days": 90}, headers=auth)
+    _login(driver, url, "ada")
+    wait.until(ec.presence_of_element_located((By.ID, "gradebook")))
+    _page_shot(driver, shots / "gradebook.png")
+    pages = [
+        ("/gradebook/stats", "stats"),
+        ("/admin/users/alice", "admin-user"),
+        ("/admin/users/alice/deactivate", "confirm-deactivate"),
+        ("/admin/course", "admin-course"),
+        ("/admin/course/close", "confirm-close"),
+        ("/admin/tokens", "admin-tokens"),
+        ("/assignments/hw1/regrade", "confirm-regrade"),
+        ("/assignments", "assignments"),
+        ("/submissions", "submissions"),
+    ]
+    for path, name in pages:
+        driver.get(url + path)
+        wait.until(ec.presence_of_element_located((By.TAG_NAME, "h1")))
+        assert "Error" not in driver.title, path
+        _page_shot(driver, shots / f"{name}.png")
+    # A token made on the page is shown once.
+    driver.get(f"{url}/admin/tokens")
+    driver.find_element(By.ID, "token-name").send_keys("nightly")
+    driver.find_element(By.ID, "create-token").click()
+    assert wait.until(ec.presence_of_element_located((By.ID, "token-value"))).get_attribute("value").startswith("dgm_")
+    _page_shot(driver, shots / "admin-token-created.png")
+    # A queued submission shows its place in the queue.
+    sub = _upload(live_server, "alice", make_notebook(sleep=3))
+    queued = _upload(live_server, "bob", make_notebook())
+    driver.get(f"{url}/submissions/{queued}")
+    wait.until(ec.presence_of_element_located((By.ID, "summary")))
+    _page_shot(driver, shots / "submission-queued.png")
+    _wait_graded(url, sub, auth)
+    # Deactivating asks on a page of its own; the box must be ticked.
+    driver.get(f"{url}/admin/users/bob")
+    driver.find_element(By.ID, "deactivate").click()
+    wait.until(ec.element_to_be_clickable((By.ID, "confirm-box"))).click()
+    driver.find_element(By.ID, "confirm-button").click()
+    wait.until(ec.presence_of_element_located((By.ID, "user-inactive")))
+    driver.get(f"{url}/admin/users")
+    _page_shot(driver, shots / "admin-users-deactivated.png")
+    # Students see nothing of their results until release, where the course says so.
+    driver.get(f"{url}/admin/course")
+    driver.find_element(By.ID, "auto-hide").click()
+    driver.find_element(By.ID, "save-visibility").click()
+    wait.until(ec.presence_of_element_located((By.CSS_SELECTOR, ".notice")))
+    driver.find_element(By.ID, "logout").click()
+    wait.until(ec.presence_of_element_located((By.ID, "login")))
+    _login(driver, url, "alice")
+    wait.until(ec.presence_of_element_located((By.ID, "provisional-note")))
+    _page_shot(driver, shots / "student-home-hidden.png")
+    assert driver.find_element(By.CSS_SELECTOR, "#grades td[data-assignment='hw1']").text.startswith("–")
+    driver.get(f"{url}/submissions/{graded[0]}")
+    assert "once the TAs release hw1" in wait.until(ec.presence_of_element_located((By.ID, "release-note"))).text
+    _page_shot(driver, shots / "student-submission-hidden.png")
+    # The staff's submission list pages through 120 more submissions.
+    from server.models import Assignment, Submission, User
+
+    with live_server.db.session() as s:
+        bob = s.query(User).filter_by(username="bob").one()
+        hw2 = s.query(Assignment).filter_by(name="hw2").one()
+        s.add_all(
+            Submission(user_id=bob.id, assignment_id=hw2.id, sha256="0" * 64, filename="x.ipynb", size=1)
+            for _ in range(120)
+        )
+    driver.find_element(By.ID, "logout").click()
+    wait.until(ec.presence_of_element_located((By.ID, "login")))
+    _login(driver, url, "tina")
+    wait.until(ec.presence_of_element_located((By.ID, "gradebook")))
+    driver.get(f"{url}/submissions?assignment=hw2")
+    wait.until(ec.element_to_be_clickable((By.ID, "older"))).click()
+    wait.until(ec.presence_of_element_located((By.ID, "newer")))
+    assert len(driver.find_elements(By.CSS_SELECTOR, "tr[data-submission]")) == 20
+    _page_shot(driver, shots / "submissions-page-2.png")
+    logs = driver.get_log("browser") if hasattr(driver, "get_log") else []
+    assert not [e for e in logs if "Content Security Policy" in e.get("message", "")], logs

@@ -51,3 +51,76 @@ def test_downgrade_and_upgrade_again(tmp_path: Path) -> None:
     db.migrate()
     assert "grading_jobs" in inspect(db.engine).get_table_names()
     db.dispose()
+
+
+def test_days_late_are_filled_in_for_existing_submissions(db_url: str) -> None:
+    """0004 counts the days late of submissions uploaded before it (extensions and grace included), and no
+    later revision, up or down, loses a row (SQLite's table rebuilds run with foreign keys off)."""
+    db = Database(db_url)
+    cfg = alembic_config()
+    try:
+        with db.engine.connect() as conn:
+            cfg.attributes["connection"] = conn
+            command.downgrade(cfg, "0003")
+            conn.commit()
+            conn.execute(
+                text(
+                    "INSERT INTO courses (id, slug, title, scheme, policy, created_at)"
+                    " VALUES (1, 'dgm', 'DGM', '{}', '{\"grace_minutes\": 30}', '2026-01-01 00:00:00')"
+                )
+            )
+            conn.execute(
+                text(
+                    "INSERT INTO assignments"
+                    " (id, course_id, name, title, position, points, deadline, rubric, is_homework)"
+                    " VALUES (1, 1, 'hw1', 'HW1', 1, 13, '2026-01-10 12:00:00', '[]', :yes),"
+                    " (2, 1, 'hw2', 'HW2', 2, 13, NULL, '[]', :yes)"
+                ),
+                {"yes": True},
+            )
+            conn.execute(
+                text(
+                    "INSERT INTO users (id, username, full_name, role, is_active, created_at)"
+                    " VALUES (1, 'alice', '', 'student', :yes, '2026-01-01 00:00:00'),"
+                    " (2, 'bob', '', 'student', :yes, '2026-01-01 00:00:00')"
+                ),
+                {"yes": True},
+            )
+            conn.execute(
+                text(
+                    "INSERT INTO extensions (assignment_id, user_id, deadline, reason, created_at)"
+                    " VALUES (1, 2, '2026-01-12 12:00:00', 'medical', '2026-01-01 00:00:00')"
+                )
+            )
+            uploads = [  # (id, user, assignment, uploaded_at, is_late)
+                (1, 1, 1, "2026-01-10 12:20:00", False),  # inside the grace period
+                (2, 1, 1, "2026-01-10 12:40:00", True),  # 10 minutes past it: 1 day
+                (3, 1, 1, "2026-01-13 12:31:00", True),  # 3 days and a minute: 4 days
+                (4, 2, 1, "2026-01-13 12:20:00", True),  # bob's extended deadline and the grace: 1 day
+                (5, 1, 2, "2026-02-01 00:00:00", False),  # no deadline
+            ]
+            for sid, uid, aid, at, late in uploads:
+                conn.execute(
+                    text(
+                        "INSERT INTO submissions"
+                        " (id, user_id, assignment_id, sha256, filename, size, uploaded_at, is_late)"
+                        " VALUES (:sid, :uid, :aid, 'x', 'x.ipynb', 1, :at, :late)"
+                    ),
+                    {"sid": sid, "uid": uid, "aid": aid, "at": at, "late": late},
+                )
+            conn.commit()
+            command.upgrade(cfg, "0004")
+            conn.commit()
+            days = dict(conn.execute(text("SELECT id, days_late FROM submissions")).all())
+            command.upgrade(cfg, "head")  # the later revisions keep every row
+            conn.commit()
+            counts = text("SELECT (SELECT count(*) FROM submissions), (SELECT count(*) FROM courses)")
+            kept = tuple(conn.execute(counts).one())
+            command.downgrade(cfg, "0003")  # a downgrade rebuilds tables on SQLite: no cascade either
+            conn.commit()
+            kept_down = tuple(conn.execute(counts).one())
+    finally:
+        db.migrate()  # back to the newest revision, whatever happened
+        db.dispose()
+    assert days == {1: 0, 2: 1, 3: 4, 4: 1, 5: 0}
+    assert kept == kept_down == (5, 1)

@@ -100,7 +100,7 @@ def test_ta_grades_through_forms(course) -> None:
     )
     assert r.status_code == 200 and "2031-01-01 12:00 UTC" in r.text
     assert c.post(f"/submissions/{sub}/regrade", data={"csrf_token": csrf}).status_code == 200
-    assert c.post("/assignments/hw1/regrade", data={"csrf_token": csrf}).status_code == 200
+    assert c.post("/assignments/hw1/regrade", data={"csrf_token": csrf, "confirm": "yes"}).status_code == 200
     assert c.get("/api/gradebook.csv").status_code == 200
     assert "executed by the grader" in c.get(f"/submissions/{sub}").text
 

@@ -34,12 +34,24 @@ def test_the_answer_is_the_theory_cell_beside_the_items_it_goes_with() -> None:
         {"cell_type": "code", "metadata": {"tags": ["solution"]}, "source": "x = 1", "outputs": []},
     ]
     data = json.dumps({"cells": cells}).encode()
-    assert answer_cells(data, "t1_kde_proof") == [cells[1]]
-    assert answer_cells(data, "t2_alpha_proof") == [cells[2]]
+    assert answer_cells(data, {"id": "t1_kde_proof"}) == [cells[1]]
+    assert answer_cells(data, {"id": "t2_alpha_proof"}) == [cells[2]]
     # No theory cell names a related item: every student cell, so the TA still sees the work.
-    assert answer_cells(data, "discussion") == cells[1:]
-    assert answer_cells(b"not json", "t1_kde_proof") == []
-    assert answer_cells(json.dumps({"cells": [_cell("x", {"bad": 1})]}).encode(), "t1") == []  # type: ignore[arg-type]
+    assert answer_cells(data, {"id": "discussion"}) == cells[1:]
+    assert answer_cells(b"not json", {"id": "t1_kde_proof"}) == []
+    assert answer_cells(json.dumps({"cells": [_cell("x", {"bad": 1})]}).encode(), {"id": "t1"}) == []  # type: ignore[arg-type]
+
+
+def test_the_cells_a_rubric_item_names_are_its_answer() -> None:
+    """A manual item with `cells` (template ids) shows those cells, in notebook order, outputs and all."""
+    plot = {"cell_type": "code", "metadata": {"tags": ["experiment"], "dgm": {"id": "visuals"}}, "source": "plot()"}
+    text = _cell("Discussion.", "theory") | {"metadata": {"tags": ["theory"], "dgm": {"id": "discussion"}}}
+    cells = [_cell("# Homework"), plot, text]
+    data = json.dumps({"cells": cells}).encode()
+    assert answer_cells(data, {"id": "m_visuals", "cells": ["visuals"]}) == [plot]
+    assert answer_cells(data, {"id": "m_all", "cells": ["discussion", "visuals"]}) == [plot, text]
+    # cells the student's notebook lost: the usual fallback
+    assert answer_cells(data, {"id": "m_gone", "cells": ["missing"]}) == [text]
 
 
 @sqlite_only

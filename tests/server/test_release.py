@@ -74,10 +74,14 @@ def test_manual_grades_reach_students_only_after_release(course) -> None:
     ]
 
 
-def test_the_grade_is_final_once_every_homework_is_released(course) -> None:
+def test_the_grade_is_final_once_every_homework_is_released_and_the_course_closed(course) -> None:
     course.upload("alice")
     course.drain()
     for k in range(1, 7):
         assert course.client.post(f"/api/assignments/hw{k}/release", headers=course.auth("tina")).status_code == 200
+    grades = _my_grades(course)
+    assert grades["provisional"] is True and grades["total"] == 8  # until the course is closed
+    assert course.client.put("/api/course", json={"closed": True}, headers=course.auth("tina")).status_code == 403
+    assert course.client.put("/api/course", json={"closed": True}, headers=course.auth("ada")).status_code == 200
     grades = _my_grades(course)
     assert grades["provisional"] is False and grades["total"] == 8

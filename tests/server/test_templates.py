@@ -19,6 +19,6 @@ def test_student_downloads_the_template_of_an_assignment(course) -> None:
 
 def test_template_needs_a_login_and_an_existing_notebook(course) -> None:
     assert course.client.get("/api/assignments/hw1/template").status_code == 401
-    r = course.client.get("/api/assignments/hw6/template", headers=course.auth("alice"))  # no assignments/hw6/
+    r = course.client.get("/api/assignments/hw5/template", headers=course.auth("alice"))  # no assignments/hw5/
     assert r.status_code == 404 and "no template" in r.text
     assert course.client.get("/api/assignments/nope/template", headers=course.auth("alice")).status_code == 404

@@ -15,17 +15,24 @@ from server.schemas import (
     QueueOut,
     RosterResult,
     UserCreate,
+    Username,
     UserOut,
+    UserUpdate,
     error_responses,
 )
-from server.services import courses, gradebook, users
+from server.services import course_state, courses, gradebook, users
 
 router = APIRouter(tags=["admin"], route_class=SessionRoute, responses=error_responses(400, 401, 403, 404, 422))
 
 
 def course_out(course: Course) -> CourseOut:
     return CourseOut(
-        slug=course.slug, title=course.title, scheme=courses.scheme_of(course), policy=courses.policy_of(course)
+        slug=course.slug,
+        title=course.title,
+        scheme=courses.scheme_of(course),
+        policy=courses.policy_of(course),
+        auto_results_before_release=course.auto_results_before_release,
+        closed_at=course.closed_at,
     )
 
 
@@ -35,9 +42,16 @@ def get_course(_: StaffUser, course: CourseDep) -> CourseOut:
 
 
 @router.put("/course", response_model=CourseOut)
-def update_course(body: CourseUpdate, _: AdminUser, course: CourseDep, session: SessionDep) -> CourseOut:
-    """Change the grading scheme or the policy; grades are recomputed from stored scores."""
+def update_course(body: CourseUpdate, user: AdminUser, course: CourseDep, session: SessionDep) -> CourseOut:
+    """Change the grading scheme, the policy, what students see before release, or close the course;
+    grades are recomputed from stored scores."""
     courses.update_course(session, course=course, scheme=body.scheme, policy=body.policy)
+    if body.auto_results_before_release is not None:
+        course_state.set_auto_results_before_release(
+            session, course=course, visible=body.auto_results_before_release, actor=user
+        )
+    if body.closed is not None:
+        course_state.set_closed(session, course=course, closed=body.closed, actor=user)
     session.commit()
     return course_out(course)
 
@@ -59,6 +73,18 @@ def create_user(body: UserCreate, _: AdminUser, ctx: Ctx, session: SessionDep) -
         email=body.email,
         passwords=ctx.passwords,
     )
+    session.commit()
+    return UserOut.model_validate(user)
+
+
+@router.patch("/users/{username}", response_model=UserOut)
+def update_user(username: Username, body: UserUpdate, admin: AdminUser, session: SessionDep) -> UserOut:
+    """Change a user's role, or deactivate / reactivate them (an admin cannot do either to themselves)."""
+    user = users.get_user(session, username=username)
+    if body.role is not None:
+        users.set_role(session, user=user, role=body.role, actor=admin)
+    if body.is_active is not None:
+        users.set_active(session, user=user, active=body.is_active, actor=admin)
     session.commit()
     return UserOut.model_validate(user)
 

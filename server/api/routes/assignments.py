@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter, status
 from fastapi.responses import FileResponse
 
-from server.api.deps import AdminUser, CourseDep, Ctx, CurrentUser, SessionDep, SessionRoute, StaffUser
+from server.api.deps import AdminUser, CourseDep, Ctx, CurrentUser, PageDep, SessionDep, SessionRoute, StaffUser
 from server.errors import NotFound
 from server.models import Assignment
 from server.schemas import (
@@ -98,8 +98,13 @@ def withdraw_release(name: Name, user: StaffUser, course: CourseDep, session: Se
 
 
 @router.get("/{name}/items/{item_id}/answers", response_model=QuestionOut)
-def question_answers(name: Name, item_id: Name, _: StaffUser, course: CourseDep, session: SessionDep) -> QuestionOut:
-    """A manual item in every student's counted submission, by username: the queue of grading by question."""
+def question_answers(
+    name: Name, item_id: Name, _: StaffUser, course: CourseDep, session: SessionDep, page: PageDep
+) -> QuestionOut:
+    """A manual item in every student's counted submission, by username: the queue of grading by question.
+
+    ``answers`` is one page of them; ``total`` and ``graded`` count them all.
+    """
     a = courses.get_assignment(session, course=course, name=name)
     question = questions.get_question(session, course=course, assignment=a, item_id=item_id)
     return QuestionOut(
@@ -115,7 +120,7 @@ def question_answers(name: Name, item_id: Name, _: StaffUser, course: CourseDep,
                 points=answer.score.manual_points,
                 comment=answer.score.manual_comment,
             )
-            for answer in question.answers
+            for answer in question.answers[page.offset : page.offset + page.limit]
         ],
     )
 

@@ -7,7 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Request, status
 from fastapi.security import OAuth2PasswordRequestForm
 
-from server.api.deps import Ctx, CurrentUser, SessionDep, SessionRoute, login_allowed
+from server.api.deps import Ctx, CurrentUser, PageDep, SessionDep, SessionRoute, login_allowed
 from server.errors import NotAuthenticated
 from server.schemas import ApiTokenCreate, ApiTokenCreated, ApiTokenOut, Id, Token, UserOut, error_responses
 from server.services import users
@@ -46,8 +46,10 @@ def create_api_token(body: ApiTokenCreate, user: CurrentUser, session: SessionDe
 
 
 @router.get("/tokens", response_model=list[ApiTokenOut])
-def list_api_tokens(user: CurrentUser, session: SessionDep) -> list[ApiTokenOut]:
-    return [ApiTokenOut.model_validate(t) for t in users.list_tokens(session, user=user)]
+def list_api_tokens(user: CurrentUser, session: SessionDep, page: PageDep) -> list[ApiTokenOut]:
+    """The user's tokens that are not revoked, oldest first (every password login adds one)."""
+    tokens = users.list_tokens(session, user=user)[page.offset : page.offset + page.limit]
+    return [ApiTokenOut.model_validate(t) for t in tokens]
 
 
 @router.delete("/tokens/{token_id}", status_code=status.HTTP_204_NO_CONTENT, responses=error_responses(404))

@@ -11,7 +11,7 @@ from sqlalchemy.orm import aliased
 
 from server.api.deps import CourseDep, CurrentUser, PageDep, SessionDep, SessionRoute, StaffUser
 from server.errors import PermissionDenied
-from server.models import AuditLog, Role, User
+from server.models import Assignment, AuditLog, Extension, Role, User
 from server.schemas import (
     AuditOut,
     ExamIn,
@@ -25,7 +25,7 @@ from server.schemas import (
     Username,
     error_responses,
 )
-from server.services import courses, gradebook, grades, users
+from server.services import course_state, courses, gradebook, grades, users
 from server.services.gradebook import StudentRow
 
 router = APIRouter(tags=["gradebook"], route_class=SessionRoute, responses=error_responses(400, 401, 403, 404, 422))
@@ -88,7 +88,7 @@ def my_grades(user: CurrentUser, course: CourseDep, session: SessionDep) -> Grad
     if user.role != Role.student:
         raise PermissionDenied("only students have grades")
     book = gradebook.compute_gradebook(session, course=course, user_id=user.id, released_only=True)
-    return GradebookRow.model_validate(row_json(book.students[0]))
+    return GradebookRow.model_validate(row_json(course_state.student_row(book.students[0], course=course)))
 
 
 @router.put("/gradebook/{username}/exam", response_model=ExamOut)
@@ -102,10 +102,20 @@ def set_exam(username: Username, body: ExamIn, user: StaffUser, course: CourseDe
 
 
 @router.get("/extensions", response_model=list[ExtensionOut])
-def list_extensions(_: StaffUser, course: CourseDep, session: SessionDep) -> list[ExtensionOut]:
+def list_extensions(_: StaffUser, course: CourseDep, session: SessionDep, page: PageDep) -> list[ExtensionOut]:
+    """Extensions by assignment, in the order they were granted."""
+    q = (
+        select(Extension.deadline, Extension.reason, User.username, Assignment.name)
+        .join(User, Extension.user_id == User.id)
+        .join(Assignment, Extension.assignment_id == Assignment.id)
+        .where(Assignment.course_id == course.id)
+        .order_by(Assignment.position, Extension.id)
+        .limit(page.limit)
+        .offset(page.offset)
+    )
     return [
-        ExtensionOut(username=e.user.username, assignment=e.assignment.name, deadline=e.deadline, reason=e.reason)
-        for e in grades.list_extensions(session, course=course)
+        ExtensionOut(username=username, assignment=name, deadline=deadline, reason=reason)
+        for deadline, reason, username, name in session.execute(q)
     ]
 
 

@@ -70,7 +70,7 @@ def submission_out(sub: Submission, *, viewer: User, with_report: bool = True) -
         pending_manual=any(i.pending for i in items),
         grades_released=sub.assignment.grades_released,
         items=items,
-        report=sub.report if with_report else None,
+        report=sub.report if with_report and grades.auto_results_visible(sub, viewer=viewer) else None,
     )
 
 
