@@ -74,6 +74,10 @@ def make_inputs(profile: str, seed: int) -> dict[str, np.ndarray]:
         "spy_weight": (-3.0 * np.eye(2) + 0.3 * rng.standard_normal((2, 2))).astype(np.float32),
         "spy_bias": 0.5 * normal(2),
         "spy_per_index": 0.5 * normal(SPY_LENGTH, 2),
+        # the Langevin spies: a score of norm ~8 that barely contracts, so that every step's drift stands out of
+        # its noise (a contracting score falls to ~0 within a few steps and leaves the drift unmeasurable)
+        "drift_weight": (-0.2 * np.eye(2) + 0.05 * rng.standard_normal((2, 2))).astype(np.float32),
+        "drift_bias": (8.0 * _unit(rng)).astype(np.float32),
         # the DDPM spies predict ε ≈ x: with a contracting score-like map the sampler's x would blow up
         "noise_weight": (np.eye(2) + 0.1 * rng.standard_normal((2, 2))).astype(np.float32),
         "noise_bias": 0.1 * normal(2),
@@ -105,6 +109,11 @@ def make_inputs(profile: str, seed: int) -> dict[str, np.ndarray]:
         "digits_t": digits_t.astype(np.int64),
         "digits_eps": digits_eps,  # stays on the host: the probes never see it
     }
+
+
+def _unit(rng: np.random.Generator) -> np.ndarray:
+    angle = rng.uniform(0.0, 2.0 * np.pi)
+    return np.array([np.cos(angle), np.sin(angle)])
 
 
 def _f64(array: np.ndarray) -> np.ndarray:
@@ -207,7 +216,8 @@ def langevin(ctx: CheckContext) -> CheckResult:
         return CheckResult(0.0, "langevin_dynamics must start from the x it is given")
     final = _f64(ctx.tensor("langevin_spy/final", shape=x0.shape))
     after = np.concatenate([states[1:], final[None]])
-    drift, variance, residual = _step_fit(states, after, _spy_out(ctx, states.reshape(-1, 2)).reshape(states.shape))
+    scores = _spy_out(ctx, states.reshape(-1, 2), kind="drift").reshape(states.shape)
+    drift, variance, residual = _step_fit(states, after, scores)
     corr = float(np.corrcoef(residual[:-1].ravel(), residual[1:].ravel())[0, 1])
     if abs(corr) > 0.1:
         return CheckResult(0.0, f"the noise of consecutive steps is correlated ({corr:.2f}): draw fresh z every step")
@@ -269,7 +279,7 @@ def ncsn_langevin(ctx: CheckContext) -> CheckResult:
             0.0, f"the levels ran in the order {order}: run every level for num_steps steps, from σ_1 (largest) down"
         )
     after = np.concatenate([states[1:], _f64(ctx.tensor("annealed_spy/final", shape=x0.shape))[None]])
-    scores = _spy_out(ctx, states.reshape(-1, 2)).reshape(states.shape)
+    scores = _spy_out(ctx, states.reshape(-1, 2), kind="drift").reshape(states.shape)
     fits = []
     for i, sigma in enumerate(sigmas):
         rows = slice(i * ANNEALED_STEPS, (i + 1) * ANNEALED_STEPS)

@@ -58,7 +58,8 @@ class _Spy(torch.nn.Module):
 
 
 def _spy(ctx: ProbeContext, per_index: bool = False, kind: str = "spy") -> _Spy:
-    """The spy of the query's weights: `spy_*` (a score: contracting) or `noise_*` (an ε-predictor: near x)."""
+    """The spy of the query's weights: `spy_*` (a contracting score), `drift_*` (a score that stays large, so
+    that Langevin steps show their drift) or `noise_*` (an ε-predictor near x, so that DDPM sampling stays finite)."""
     d = ctx.data
     return _Spy(d[f"{kind}_weight"], d[f"{kind}_bias"], d[f"{kind}_per_index"] if per_index else None)
 
@@ -93,10 +94,10 @@ def dsm_spy(ctx: ProbeContext) -> None:
         spy.save(ctx, f"{name}_spy")
 
 
-@probe("langevin_spy", needs=("sm_x", "spy_weight", "spy_bias", "langevin_steps", "langevin_eta"))
+@probe("langevin_spy", needs=("sm_x", "drift_weight", "drift_bias", "langevin_steps", "langevin_eta"))
 def langevin_spy(ctx: ProbeContext) -> None:
     """`langevin_dynamics(x, num_steps, eta)` with the spy as the score: every step's input, and the end."""
-    spy = _spy(ctx)
+    spy = _spy(ctx, kind="drift")
     dsm = ctx.get("DenoisingScoreMatcher")(spy, (2,), 0.1)
     steps, eta = int(ctx.data["langevin_steps"]), float(ctx.data["langevin_eta"])
     ctx.save("final", _tensor(dsm.langevin_dynamics(ctx.data["sm_x"].clone(), steps, eta), "langevin_dynamics"))
@@ -114,10 +115,12 @@ def ncsn_spy(ctx: ProbeContext) -> None:
         spy.save(ctx, f"{name}_spy")
 
 
-@probe("annealed_spy", needs=("sm_x", "spy_weight", "spy_bias", "ncsn_spy_sigmas", "annealed_steps", "annealed_eps"))
+@probe(
+    "annealed_spy", needs=("sm_x", "drift_weight", "drift_bias", "ncsn_spy_sigmas", "annealed_steps", "annealed_eps")
+)
 def annealed_spy(ctx: ProbeContext) -> None:
     """`annealed_langevin_dynamics(x, num_steps, eps)` with the spy: every step's input and level, and the end."""
-    spy = _spy(ctx)
+    spy = _spy(ctx, kind="drift")
     model = ctx.get("NoiseConditionedScoreNetwork")(spy, (2,), ctx.data["ncsn_spy_sigmas"].clone())
     steps, eps = int(ctx.data["annealed_steps"]), float(ctx.data["annealed_eps"])
     final = model.annealed_langevin_dynamics(ctx.data["sm_x"].clone(), steps, eps)

@@ -161,7 +161,7 @@ def test_reparam_check_on_synthetic_draws(spread, reaches: bool, fraction: float
     z = (mu + spread(log_std) * rng.normal(size=mu.shape)).astype(np.float32)
     values = {"z_reaches_mu": reaches, "z_reaches_log_std": reaches}
     tensors = {"vae_elbo/mu_z": mu, "vae_elbo/log_std_z": log_std, "vae_elbo/z": z}
-    tensors["vae_elbo/x_recon"] = np.zeros((n, 3, 4, 4), np.float32)
+    tensors["vae_elbo/decoded"] = np.zeros((n, 3, 4, 4), np.float32)
     ctx = _context({"vae_elbo": values}, tensors, {"elbo_images": np.zeros((n, 3, 4, 4), np.float32)})
     result = checks.vae_reparam(ctx)
     assert result.fraction == fraction
@@ -178,7 +178,7 @@ def test_nll_metric_reports_posterior_collapse(collapsed: bool, active: int) -> 
     tensors = {
         "vae_train/mu_z": mu.astype(np.float32),
         "vae_train/log_std_z": np.zeros((40, 16), np.float32),
-        "vae_train/x_recon": x_recon.astype(np.float32),
+        "vae_train/decoded": x_recon.astype(np.float32),
         "vae_train/z": mu.astype(np.float32),
         "vae_train/losses": np.ones(3, np.float32),
     }
