@@ -28,8 +28,8 @@ from grader.data import load_dataset
 from grader.errors import ArtifactError
 from grader.latent import active_units, prior_problem, reparam_problems
 from grader.metrics.classifier import load_classifier
+from grader.metrics.nll import gaussian_kl
 from grader.rubric import load_rubric
-from reference_solutions.cvae import gaussian_kl
 
 RUBRIC = load_rubric(Path(__file__).with_name("rubric.yaml"))  # budgets size the host's latents
 DATASET = {"ci": ("digits", None), "full": ("mnist", 10000)}  # profile -> (dataset and classifier, test images)
@@ -120,7 +120,7 @@ def _reference_terms(
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Per-image Bernoulli cross-entropy of x against the logits, and KL(q || N(0, I)); both (B,), float64."""
     recon = F.binary_cross_entropy_with_logits(_t(logits), x, reduction="none").flatten(1).sum(1)
-    return recon, gaussian_kl(_t(mu), _t(log_std)).sum(1)
+    return recon, gaussian_kl(_t(mu), _t(log_std))
 
 
 def _binary_entropy(x: torch.Tensor) -> torch.Tensor:
