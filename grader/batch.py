@@ -28,6 +28,7 @@ from grader.prepare import MAX_NOTEBOOK_BYTES
 from grader.report import csv_cell, write_reports
 from grader.results import Report
 from grader.rubric import Limits
+from grader.theory.worker import start_worker
 
 log = logging.getLogger(__name__)
 
@@ -131,6 +132,7 @@ def grade_all(
         return BatchResult(sub.student, "graded", "" if reason == "ok" else f"run ended: {reason}", report)
 
     results: list[BatchResult | None] = [None] * len(submissions)
+    start_worker()  # forked here, before any grading thread runs numpy (grader.theory.worker.start_worker)
     with (
         ThreadPoolExecutor(max_workers=jobs) as pool,  # each grading is a sandboxed subprocess
         tqdm(total=len(submissions), desc=progress, unit="notebook") as bar,

@@ -263,7 +263,7 @@ class LatentTap:
         if self.z is not None:
             target = self.z[start : self.rows]
         else:
-            if self.encoded is None:
+            if self.encoded is None or self.eps is None:
                 raise ProbeError("model.decoder ran before model.encoder in the loss")
             mu, log_std = self.encoded
             self._trace(z, mu, log_std)

@@ -55,6 +55,16 @@ def symbolically_equal(student: sympy.Expr, key: sympy.Expr, bounds: Bounds, *, 
     return bool(_WORKER.call((student, key, bounds), timeout_s))
 
 
+def start_worker() -> None:
+    """Start the worker process now, from this thread, if none runs.
+
+    A host about to grade in several threads calls this first: the worker is forked on first use, and a
+    fork while another thread is inside an OpenBLAS matrix product can hang the host (OpenBLAS's at-fork
+    handler waits for its own threads), as a threaded golden run did once.
+    """
+    _WORKER.start()
+
+
 def stop_worker() -> None:
     """Kill the worker process if one runs (the next comparison starts a new one)."""
     _WORKER.stop()
@@ -153,6 +163,10 @@ class _SymbolicWorker:
                 logger.warning("symbolic comparison process failed: %s", exc)
             self.stop()
             return None
+
+    def start(self) -> None:
+        with self._lock:
+            self._connection()
 
     def stop(self) -> None:
         """Kill the worker (if any) and wait for it; the next call starts a new one."""

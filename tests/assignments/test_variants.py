@@ -29,7 +29,7 @@ variants = _variants()
 SOLVED = nbformat.read(ROOT / "reference_solutions" / "notebooks" / "hw1.ipynb", as_version=4)
 
 
-@pytest.mark.parametrize("hw", ["hw1", "hw2", "hw3", "upm_cvae"])
+@pytest.mark.parametrize("hw", ["hw1", "hw2", "hw3", "hw4", "hw6", "upm_cvae"])
 def test_stored_fixtures_are_built_from_the_current_solution_and_expected(hw: str) -> None:
     built = variants.build_fixtures(hw)
     for name, text in built.items():
@@ -53,7 +53,7 @@ def test_unusable_edits_are_refused(edit: dict, error: str) -> None:
         variants.apply_edits(SOLVED, [edit], "test")
 
 
-@pytest.mark.parametrize("hw", ["hw1", "hw2", "hw3", "upm_cvae"])
+@pytest.mark.parametrize("hw", ["hw1", "hw2", "hw3", "hw4", "hw6", "upm_cvae"])
 def test_every_homework_has_three_alternatives(hw: str) -> None:
     assert len(list((FIXTURES / hw / "correct").glob("*.py"))) >= 3
 

@@ -170,6 +170,16 @@ def test_a_hanging_symbolic_check_is_killed_and_numbers_decide(
         worker._WORKER.stop()
 
 
+def test_the_worker_can_be_started_ahead_and_is_then_used() -> None:
+    """start_worker forks it now (before a host's grading threads run numpy); the next comparison uses it."""
+    worker.stop_worker()
+    worker.start_worker()
+    proc = worker._WORKER._proc
+    assert proc is not None and proc.is_alive()
+    assert equivalent("1/(1 - eps)", "(1 + eps)/(1 - eps^2)", EPS_M)
+    assert worker._WORKER._proc is proc
+
+
 def test_symbolic_worker_is_reused() -> None:
     assert equivalent("1/(1 - eps)", "(1 + eps)/(1 - eps^2)", EPS_M)  # starts the worker
     proc = worker._WORKER._proc
