@@ -9,8 +9,12 @@ from the prior; the thresholds live here, once.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import TYPE_CHECKING
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from grader.checks import CheckContext
 
 # Reparameterisation: (z - mu) / exp(log_std) of the student's own z must look N(0, 1): pooled over a
 # fresh model's batch x n_latent draws, or per latent dimension over a trained model's test images.
@@ -20,6 +24,16 @@ MIN_STD = 1e-3  # dimensions with a narrower posterior are skipped (float32 roun
 # sample: the student's own z must look N(0, I), pooled over n x n_latent >= 8000 draws
 PRIOR_MEAN_TOL, PRIOR_STD_RANGE = 0.1, (0.9, 1.1)
 ACTIVE_UNIT_VAR = 0.01  # Burda et al. (2016): a latent dimension is active if Var_x E_q[z_d] > 0.01
+
+
+def tapped_answers(ctx: CheckContext, probe: str, shape: tuple[int, ...]) -> tuple[np.ndarray, ...]:
+    """What a probe's tapped calls on inputs of `shape` (N, ...) recorded: mu_z, log_std_z (N, L), the decoder's
+    outputs (like the inputs) and the student's own z (N, L), each checked for shape and finiteness."""
+    mu = ctx.tensor(f"{probe}/mu_z", shape=(shape[0], None))
+    log_std = ctx.tensor(f"{probe}/log_std_z", shape=mu.shape)
+    decoded = ctx.tensor(f"{probe}/decoded", shape=tuple(shape))
+    z = ctx.tensor(f"{probe}/z", shape=mu.shape)
+    return mu, log_std, decoded, z
 
 
 def reparam_problems(

@@ -32,7 +32,7 @@ import torch
 from grader.checks import CheckContext, CheckResult, check, inputs
 from grader.data import load_dataset
 from grader.errors import ArtifactError
-from grader.latent import active_units, prior_problem, reparam_problems
+from grader.latent import active_units, prior_problem, reparam_problems, tapped_answers
 from grader.metrics.classifier import fd_classifier
 from grader.metrics.nll import bits_per_dim, dequantized_nll
 from grader.rubric import load_rubric
@@ -193,15 +193,6 @@ def vae_helpers(ctx: CheckContext) -> CheckResult:
 # ---------------------------------------------------------------- loss = -ELBO of the model's own answers
 
 
-def _answers(ctx: CheckContext, probe: str, x: torch.Tensor) -> tuple[np.ndarray, ...]:
-    """mu_z, log_std_z (N, L), x_recon (like x) and the student's own z (N, L) of a probe's loss calls."""
-    mu = ctx.tensor(f"{probe}/mu_z", shape=(len(x), None))
-    log_std = ctx.tensor(f"{probe}/log_std_z", shape=mu.shape)
-    x_recon = ctx.tensor(f"{probe}/decoded", shape=tuple(x.shape))
-    z = ctx.tensor(f"{probe}/z", shape=mu.shape)
-    return mu, log_std, x_recon, z
-
-
 def _reference_terms(
     x: torch.Tensor, mu: np.ndarray, log_std: np.ndarray, x_recon: np.ndarray
 ) -> tuple[torch.Tensor, torch.Tensor]:
@@ -255,7 +246,7 @@ def _loss_problems(
     """The loss terms of a probe's calls (one per `chunk` rows of x) against the host's -ELBO of the
     same calls' answers; returns the problems of the first call that has any, and the mean terms."""
     record = ctx.probe(probe).values
-    mu, log_std, x_recon, _ = _answers(ctx, probe, x)
+    mu, log_std, x_recon, _ = tapped_answers(ctx, probe, tuple(x.shape))
     recon_ref, kl_ref = _reference_terms(x, mu, log_std, x_recon)
     key = str(record.get("loss_key", "total_loss"))
     starts = range(0, len(x), chunk)
@@ -293,7 +284,7 @@ def _reparam_problems(ctx: CheckContext, prefix: str) -> tuple[list[str], str]:
     draws = []
     for probe, x, per_dim, what in sources:
         record = ctx.probe(probe).values
-        mu, log_std, _, z = _answers(ctx, probe, x)
+        mu, log_std, _, z = tapped_answers(ctx, probe, tuple(x.shape))
         problems = reparam_problems(record, mu, log_std, z, per_dim)
         if problems:
             return [f"on {what}: {p}" for p in problems], ""
@@ -408,7 +399,7 @@ def _nll_item(ctx: CheckContext, prefix: str) -> CheckResult:
     probe = f"{prefix}_train"
     record = ctx.probe(probe).values
     x = _test(ctx)
-    mu, log_std, x_recon, _ = _answers(ctx, probe, x)
+    mu, log_std, x_recon, _ = tapped_answers(ctx, probe, tuple(x.shape))
     recon, kl = _reference_terms(x, mu, log_std, x_recon)
     dims = int(np.prod(x.shape[1:]))
     neg_elbo = recon + kl  # (N,) nats per image

@@ -26,7 +26,7 @@ import torch.nn.functional as F
 from grader.checks import CheckContext, CheckResult, check, inputs
 from grader.data import load_dataset
 from grader.errors import ArtifactError
-from grader.latent import active_units, prior_problem, reparam_problems
+from grader.latent import active_units, prior_problem, reparam_problems, tapped_answers
 from grader.metrics.classifier import load_classifier
 from grader.metrics.nll import gaussian_kl
 from grader.rubric import load_rubric
@@ -104,15 +104,6 @@ def _calls(ctx: CheckContext) -> list[tuple[str, str, str]]:
     if _ran(ctx, "cvae_train"):
         calls.append(("cvae_train", "test", "the trained model's test images"))
     return calls
-
-
-def _answers(ctx: CheckContext, probe: str, x: torch.Tensor) -> tuple[np.ndarray, ...]:
-    """mu_z, log_std_z (N, L), the decoder's logits (like x) and the student's own z of a probe's calls."""
-    mu = ctx.tensor(f"{probe}/mu_z", shape=(len(x), None))
-    log_std = ctx.tensor(f"{probe}/log_std_z", shape=mu.shape)
-    logits = ctx.tensor(f"{probe}/decoded", shape=tuple(x.shape))
-    z = ctx.tensor(f"{probe}/z", shape=mu.shape)
-    return mu, log_std, logits, z
 
 
 def _reference_terms(
@@ -206,7 +197,7 @@ def cvae_elbo(ctx: CheckContext) -> CheckResult:
     for probe, key, what in _calls(ctx):
         record = ctx.probe(probe).values
         x = _images(ctx, f"{key}_images")
-        mu, log_std, logits, _ = _answers(ctx, probe, x)
+        mu, log_std, logits, _ = tapped_answers(ctx, probe, tuple(x.shape))
         recon_ref, kl_ref = _reference_terms(x, mu, log_std, logits)
         chunk = len(x) if probe == "cvae_elbo" else EVAL_CHUNK
         beta = ELBO_BETA if probe == "cvae_elbo" else float(ctx.budget("cvae_model").get("beta", 1.0))
@@ -231,7 +222,7 @@ def cvae_reparam(ctx: CheckContext) -> CheckResult:
     draws = []
     for probe, key, what in _calls(ctx):
         record = ctx.probe(probe).values
-        mu, log_std, _, z = _answers(ctx, probe, _images(ctx, f"{key}_images"))
+        mu, log_std, _, z = tapped_answers(ctx, probe, ctx.inputs[f"{key}_images"].shape)
         problems = reparam_problems(record, mu, log_std, z, per_dim=probe == "cvae_train")
         if problems:
             return CheckResult(0.0, f"on {what}: " + "; ".join(problems))
@@ -302,7 +293,7 @@ def cvae_nll(ctx: CheckContext) -> CheckResult:
     """The host's -ELBO of the trained model's answers on the test set (host eps), above the entropy floor."""
     record = ctx.probe("cvae_train").values
     x = _images(ctx, "test_images")
-    mu, log_std, logits, _ = _answers(ctx, "cvae_train", x)
+    mu, log_std, logits, _ = tapped_answers(ctx, "cvae_train", tuple(x.shape))
     recon, kl = _reference_terms(x, mu, log_std, logits)
     floor = _binary_entropy(x)
     value = float((recon + kl - floor).mean())
