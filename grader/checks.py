@@ -11,7 +11,7 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from types import ModuleType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -19,6 +19,9 @@ from grader.collect import Artifacts, ProbeRecord
 from grader.errors import ArtifactError, AssignmentError
 from grader.results import Figure
 from grader.rubric import Rubric
+
+if TYPE_CHECKING:
+    import torch
 
 log = logging.getLogger(__name__)
 
@@ -126,6 +129,18 @@ class CheckContext:
                 f"probe {name} {'timed out' if record.status == 'timeout' else 'failed'}: {record.message}"
             )
         return record
+
+    def ran(self, name: str) -> bool:
+        """Whether the probe `name` ran and answered ok."""
+        record = self.artifacts.probes.get(name)
+        return record is not None and record.status == "ok"
+
+    def images(self, key: str) -> torch.Tensor:
+        """The input images `key` as float64 in [0, 1], as the probes saw them (8-bit inputs divided by 255)."""
+        import torch  # grading imports it anyway; the command line's help does not
+
+        x = self.inputs[key]
+        return torch.from_numpy(x.astype(np.float64) / 255.0 if x.dtype == np.uint8 else x.astype(np.float64))
 
     def tensor(
         self, key: str, *, shape: tuple[int | None, ...] | None = None, dtype: str | None = None, finite: bool = True

@@ -115,26 +115,12 @@ def make_inputs(profile: str, seed: int) -> dict[str, np.ndarray]:
     return data
 
 
-def _images(ctx: CheckContext, key: str) -> torch.Tensor:
-    """Input images as float64 in [0, 1], as the probes saw them."""
-    x = ctx.inputs[key]
-    return torch.from_numpy(x.astype(np.float64) / 255.0 if x.dtype == np.uint8 else x.astype(np.float64))
-
-
 def _test(ctx: CheckContext) -> torch.Tensor:
-    return _images(ctx, "test_images")
+    return ctx.images("test_images")
 
 
 def _t(array: np.ndarray) -> torch.Tensor:
     return torch.from_numpy(np.asarray(array, dtype=np.float64))
-
-
-def _ran(ctx: CheckContext, probe: str) -> bool:
-    try:
-        ctx.probe(probe)
-    except ArtifactError:
-        return False
-    return True
 
 
 # ---------------------------------------------------------------- helpers
@@ -265,10 +251,10 @@ def _loss_problems(
 
 def _elbo_problems(ctx: CheckContext, prefix: str) -> tuple[list[str], str]:
     """The fresh model's loss (beta = ELBO_BETA), then the trained model's on the metric's own calls."""
-    x = _images(ctx, "elbo_images")
+    x = ctx.images("elbo_images")
     problems, (recon, kl) = _loss_problems(ctx, f"{prefix}_elbo", x, ELBO_BETA, len(x))
     summary = f"recon {recon:.2f} + {ELBO_BETA} * KL {kl:.3f} nats/image on a fresh model"
-    if problems or not _ran(ctx, f"{prefix}_train"):
+    if problems or not ctx.ran(f"{prefix}_train"):
         return problems, summary
     beta = float(ctx.budget(f"{prefix}_model").get("beta", 1.0))
     trained, (recon, kl) = _loss_problems(ctx, f"{prefix}_train", _test(ctx), beta, EVAL_CHUNK)
@@ -278,8 +264,8 @@ def _elbo_problems(ctx: CheckContext, prefix: str) -> tuple[list[str], str]:
 
 def _reparam_problems(ctx: CheckContext, prefix: str) -> tuple[list[str], str]:
     """The student's own z in the fresh model's call, then in the trained model's test-set calls."""
-    sources = [(f"{prefix}_elbo", _images(ctx, "elbo_images"), False, "a fresh model (encoder outputs shifted)")]
-    if _ran(ctx, f"{prefix}_train"):
+    sources = [(f"{prefix}_elbo", ctx.images("elbo_images"), False, "a fresh model (encoder outputs shifted)")]
+    if ctx.ran(f"{prefix}_train"):
         sources.append((f"{prefix}_train", _test(ctx), True, "the trained model's test images"))
     draws = []
     for probe, x, per_dim, what in sources:
@@ -384,7 +370,7 @@ def resnet_blocks(ctx: CheckContext) -> CheckResult:
                     "x, but with any one layer zeroed the block is constant or not affine: is the shortcut added?"
                 )
         n += 1  # the model is built from the blocks (not a gate of the ResNet VAE's metrics: they do not need it)
-        if not (_ran(ctx, "resnet_model") and ctx.probe("resnet_model").values.get(f"uses_{cls}") is True):
+        if not (ctx.ran("resnet_model") and ctx.probe("resnet_model").values.get(f"uses_{cls}") is True):
             failures.append(f"{MODELS['resnet']} could not be built or contains no {cls}")
     return CheckResult.of_cases(
         failures, n, f"all {n} block cases right (output shapes, final ReLU, shortcut, used by the model)"

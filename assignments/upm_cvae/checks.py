@@ -80,28 +80,14 @@ def make_inputs(profile: str, seed: int) -> dict[str, np.ndarray]:
     }
 
 
-def _images(ctx: CheckContext, key: str) -> torch.Tensor:
-    """Input images as float64 in [0, 1], as the probes saw them."""
-    x = ctx.inputs[key]
-    return torch.from_numpy(x.astype(np.float64) / 255.0 if x.dtype == np.uint8 else x.astype(np.float64))
-
-
 def _t(array: np.ndarray) -> torch.Tensor:
     return torch.from_numpy(np.asarray(array, dtype=np.float64))
-
-
-def _ran(ctx: CheckContext, probe: str) -> bool:
-    try:
-        ctx.probe(probe)
-    except ArtifactError:
-        return False
-    return True
 
 
 def _calls(ctx: CheckContext) -> list[tuple[str, str, str]]:
     """The probes whose loss calls the checks read: (probe, images key, what it was)."""
     calls = [("cvae_elbo", "elbo", "a fresh model (encoder outputs shifted)")]
-    if _ran(ctx, "cvae_train"):
+    if ctx.ran("cvae_train"):
         calls.append(("cvae_train", "test", "the trained model's test images"))
     return calls
 
@@ -196,7 +182,7 @@ def cvae_elbo(ctx: CheckContext) -> CheckResult:
     summary = []
     for probe, key, what in _calls(ctx):
         record = ctx.probe(probe).values
-        x = _images(ctx, f"{key}_images")
+        x = ctx.images(f"{key}_images")
         mu, log_std, logits, _ = tapped_answers(ctx, probe, tuple(x.shape))
         recon_ref, kl_ref = _reference_terms(x, mu, log_std, logits)
         chunk = len(x) if probe == "cvae_elbo" else EVAL_CHUNK
@@ -292,7 +278,7 @@ def cvae_sample(ctx: CheckContext) -> CheckResult:
 def cvae_nll(ctx: CheckContext) -> CheckResult:
     """The host's -ELBO of the trained model's answers on the test set (host eps), above the entropy floor."""
     record = ctx.probe("cvae_train").values
-    x = _images(ctx, "test_images")
+    x = ctx.images("test_images")
     mu, log_std, logits, _ = tapped_answers(ctx, "cvae_train", tuple(x.shape))
     recon, kl = _reference_terms(x, mu, log_std, logits)
     floor = _binary_entropy(x)
