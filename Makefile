@@ -21,6 +21,7 @@ run: setup
 test: setup
 	scripts/need-packages bwrap:bubblewrap chromium:chromium chromedriver:chromium-driver
 	$(VENV)/bin/ruff check .
+	$(VENV)/bin/dgm-grader metrics inception install
 	$(VENV)/bin/pytest -n 2 --dist loadgroup $(PYTEST_ARGS)
 
 bench: setup

@@ -7,6 +7,7 @@ here too, from the student's markdown, by `grader.theory`; manual items are left
 
 from __future__ import annotations
 
+import ast
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -26,6 +27,15 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 InputsFn = Callable[[str, int], dict[str, np.ndarray]]
+
+
+def stub_calls(text: object) -> list[tuple[int, int]]:
+    """The (real rows, other rows) of every call a probe's stub discriminator logged (`harness.StubDiscriminator`,
+    recorded as the text of a list of pairs); [] if the record is missing or malformed."""
+    try:
+        return [(int(r), int(f)) for r, f in ast.literal_eval(str(text))]
+    except (ValueError, SyntaxError, TypeError):
+        return []
 
 
 @dataclass

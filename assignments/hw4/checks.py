@@ -24,23 +24,19 @@ standardised by the test set, and class coverage counts the classes the classifi
 
 from __future__ import annotations
 
-import ast
 import math
-from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
 import torch
 import torch.nn.functional as F
-from threadpoolctl import threadpool_limits
 
-from grader.checks import CheckContext, CheckResult, check, inputs
+from grader.checks import CheckContext, CheckResult, check, inputs, stub_calls
 from grader.data import load_dataset
 from grader.errors import ArtifactError
 from grader.latent import prior_problem
-from grader.metrics.classifier import load_classifier
-from grader.metrics.kid import kid
 from grader.metrics.nll import two_class_nll
+from grader.metrics.sample_quality import class_shares, kid_score
 from grader.rubric import load_rubric
 
 RUBRIC = load_rubric(Path(__file__).with_name("rubric.yaml"))
@@ -57,8 +53,6 @@ RTOL, ATOL = 1e-4, 1e-6
 CAUSAL_RTOL = 1e-5  # a change below this times the logit scale is rounding, not dependence
 CALIBRATION_Z = 5.0  # |z| above this is a sampler bug (false alarm ~1e-6)
 COVERAGE_SHARE = 0.03  # a class is covered when it holds at least this share of the samples
-ANCHOR_NOISE = 0.1  # "mean image + noise": N(0, 0.1^2) per pixel around the mean training image, clipped
-KID_SUBSETS, KID_SUBSET_SIZE = 100, 300
 
 
 @inputs
@@ -500,14 +494,6 @@ def _causal_or_none(ctx: CheckContext) -> bool | None:
 # ---------------------------------------------------------------- the GAN
 
 
-def _stub_calls(text: object) -> list[tuple[int, int]]:
-    try:
-        calls = ast.literal_eval(str(text))
-        return [(int(r), int(f)) for r, f in calls]
-    except (ValueError, SyntaxError, TypeError):
-        return []
-
-
 @check("gan_d_loss")
 def gan_d_loss(ctx: CheckContext) -> CheckResult:
     record = ctx.probe("gan_losses").values
@@ -519,7 +505,7 @@ def gan_d_loss(ctx: CheckContext) -> CheckResult:
         }
         real, fake = -math.log(p), -math.log(1 - q)
         where = f"with D = {p} on real and {q} on generated images"
-        calls = _stub_calls(record.get(f"d_calls_{case}"))
+        calls = stub_calls(record.get(f"d_calls_{case}"))
         if sum(r for r, _ in calls) != STUB_REAL:
             failures.append(f"{where}: loss_discriminator(x) must call D on the {STUB_REAL} real images x once")
             continue
@@ -562,7 +548,7 @@ def gan_g_loss(ctx: CheckContext) -> CheckResult:
         got = float(ctx.tensor(f"gan_losses/generator_loss_{case}", shape=(1,))[0])
         want = -math.log(q)
         where = f"with D = {q} on generated images"
-        calls = _stub_calls(record.get(f"g_calls_{case}"))
+        calls = stub_calls(record.get(f"g_calls_{case}"))
         if not calls or sum(f for _, f in calls) == 0:
             failures.append(f"{where}: loss_generator(n) must call D on generated images")
             continue
@@ -612,56 +598,24 @@ def _trained_samples(ctx: CheckContext) -> np.ndarray:
     return np.clip(_gan_samples(ctx), 0.0, 1.0).astype(np.float32)
 
 
-@lru_cache(maxsize=2)
-def _reference(profile: str) -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:
-    """Standardised test features, their mean and sd, and the KID of "mean image + noise" (fixed seed)."""
-    name, n_test = GAN_DATA[profile]
-    classifier = load_classifier(name)
-    test = load_dataset(name, "test")[0][:n_test]
-    mean_image = load_dataset(name, "train")[0].mean(axis=0, keepdims=True)
-    noise = np.random.default_rng(0).standard_normal((len(test), *test.shape[1:]))
-    anchor = np.clip(mean_image + ANCHOR_NOISE * noise, 0.0, 1.0).astype(np.float32)
-    with torch.no_grad():
-        real = classifier.embed(torch.from_numpy(test)).double().numpy()
-        fake = classifier.embed(torch.from_numpy(anchor)).double().numpy()
-    mu, sd = real.mean(0), real.std(0) + 1e-8
-    size = min(KID_SUBSET_SIZE, len(test))
-    with threadpool_limits(limits=1, user_api="blas"):  # see gan_kid
-        anchor_kid = kid((fake - mu) / sd, (real - mu) / sd, num_subsets=KID_SUBSETS, subset_size=size, seed=0).mean
-    return (real - mu) / sd, mu, sd, float(anchor_kid)
-
-
 @check("gan_kid")
 def gan_kid(ctx: CheckContext) -> CheckResult:
-    samples = _trained_samples(ctx)
-    real, mu, sd, anchor = _reference(ctx.profile)
-    classifier = load_classifier(GAN_DATA[ctx.profile][0])
-    with torch.no_grad():
-        features = (classifier.embed(torch.from_numpy(samples)).double().numpy() - mu) / sd
-    size = min(KID_SUBSET_SIZE, len(real), len(features))
-    # One BLAS thread: a host grading several notebooks in threads forks its theory worker at some point, and
-    # OpenBLAS's fork handler waits for its server threads, which a matmul here would keep busy while it waits
-    # for the GIL held by the forking thread (a deadlock seen in the golden tests).
-    with threadpool_limits(limits=1, user_api="blas"):
-        value = kid(features, real, num_subsets=KID_SUBSETS, subset_size=size, seed=ctx.seed).mean
+    name, n_test = GAN_DATA[ctx.profile]
+    score = kid_score(name, _trained_samples(ctx), seed=ctx.seed, n_test=n_test)
     d_losses = ctx.tensor("gan_train/d_losses")
     ctx.curve("GAN: discriminator loss under the grader's loop", d_losses.tolist())
     return CheckResult(
-        value=1.0 - value / anchor,
-        message=f"KID {value:.4f} on standardised classifier features vs {anchor:.4f} for 'mean image + noise' "
-        f"(score 1 - KID / anchor = {1.0 - value / anchor:.3f}); D loss at the end "
-        f"{float(d_losses[-100:].mean()):.3f}",
-        details={"kid": float(value), "anchor_kid": anchor},
+        value=score.score,
+        message=f"KID {score.kid:.4f} on standardised classifier features vs {score.anchor:.4f} for 'mean image + "
+        f"noise' (score 1 - KID / anchor = {score.score:.3f}); D loss at the end {float(d_losses[-100:].mean()):.3f}",
+        details={"kid": score.kid, "anchor_kid": score.anchor},
     )
 
 
 @check("gan_coverage")
 def gan_coverage(ctx: CheckContext) -> CheckResult:
     samples = _trained_samples(ctx)
-    classifier = load_classifier(GAN_DATA[ctx.profile][0])
-    with torch.no_grad():
-        predicted = classifier(torch.from_numpy(samples)).argmax(1).numpy()
-    share = np.bincount(predicted, minlength=10) / len(predicted)
+    share = class_shares(GAN_DATA[ctx.profile][0], samples)
     covered = int((share >= COVERAGE_SHARE).sum())
     return CheckResult(
         value=float(covered),

@@ -16,7 +16,7 @@ from __future__ import annotations
 from typing import Any
 
 import torch
-from harness import ProbeContext, ProbeError, part, probe, train_adversarial
+from harness import ProbeContext, ProbeError, StubDiscriminator, part, probe, sample_host_z, train_adversarial
 from torch import Tensor, nn
 
 VQ_LOSS_KEYS = ("total_loss", "ce_loss", "vq_loss")
@@ -247,23 +247,6 @@ def vq_sample(ctx: ProbeContext) -> None:
 # ---------------------------------------------------------------- the GAN
 
 
-class StubDiscriminator(nn.Module):
-    """D(x) = p on rows equal to one of the host's real images, q on every other row, as (B, 1); its value
-    is exactly p or q, and its gradient w.r.t. every input element is 1, so a loss on it reaches G."""
-
-    def __init__(self, real: Tensor, p: float, q: float) -> None:
-        super().__init__()
-        self.real, self.p, self.q = real.flatten(1), p, q
-        self.calls: list[tuple[int, int]] = []  # (real rows, other rows) of every call
-
-    def forward(self, x: Tensor) -> Tensor:
-        flat = x.reshape(len(x), -1)
-        is_real = (torch.cdist(flat.detach().double(), self.real.double()) < 1e-6).any(dim=1)
-        self.calls.append((int(is_real.sum()), int((~is_real).sum())))
-        base = torch.where(is_real, self.p, self.q).to(flat.dtype)
-        return (base + (flat - flat.detach()).sum(dim=1)).unsqueeze(1)  # value p or q, gradient 1
-
-
 @probe("gan_model", needs=("gan_shape",))
 def gan_model(ctx: ProbeContext) -> None:
     shape = tuple(int(v) for v in ctx.data["gan_shape"].tolist())
@@ -319,31 +302,5 @@ def gan_train(ctx: ProbeContext) -> None:
 @probe("gan_sample", needs=("gan_z",))
 def gan_sample(ctx: ProbeContext) -> None:
     """sample(n) of the trained GAN (a fresh one if training failed: `trained` says which), its generator
-    fed the host's z; the student's own z and what the generator returned are recorded."""
-    model = ctx.trained_or_fresh("gan")
-    generator, host_z = part(model, "generator"), ctx.data["gan_z"]
-    seen: dict[str, list[Tensor]] = {"z": [], "generated": []}
-    rows = [0]
-
-    def swap(module: nn.Module, args: tuple) -> tuple:
-        z = args[0] if args else None
-        if not isinstance(z, Tensor) or z.numel() != len(z) * host_z.shape[1]:
-            raise ProbeError(f"model.generator must be called on z of shape (n, {host_z.shape[1]})")
-        seen["z"].append(z.detach().reshape(len(z), -1).clone())
-        start, rows[0] = rows[0], rows[0] + len(z)
-        return (host_z[start : rows[0]].reshape(z.shape).to(z), *args[1:])
-
-    def keep(module: nn.Module, args: tuple, output: Any) -> None:
-        seen["generated"].append(_tensor(output, "model.generator(z)").detach().clone())
-
-    handles = [generator.register_forward_pre_hook(swap), generator.register_forward_hook(keep)]
-    try:
-        samples = _tensor(model.sample(len(host_z)), "sample(n)")
-    finally:
-        for handle in handles:
-            handle.remove()
-    if rows[0] != len(host_z):
-        raise ProbeError(f"sample(n) ran the generator on {rows[0]} latents for n = {len(host_z)}: one z per sample")
-    ctx.save("samples", samples.detach().to(torch.float32))
-    for key, parts in seen.items():
-        ctx.save(key, torch.cat(parts))
+    fed the host's z."""
+    sample_host_z(ctx, ctx.trained_or_fresh("gan"), ctx.data["gan_z"])

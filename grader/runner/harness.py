@@ -390,23 +390,25 @@ def train_adversarial(
     d_steps: int = 1,
     betas: tuple[float, float] = (0.5, 0.999),
     ema_decay: float | None = None,
+    critic: str = "discriminator",
 ) -> dict[str, list[float]]:
     """The grader's GAN loop, as the course's `train_adversarial`: one Adam per network, both gradients
     zeroed before each loss; a discriminator step on every batch (`model.loss_discriminator(x)
     ["discriminator_loss"]`) and a generator step when `it % d_steps == 0`
     (`model.loss_generator(batch_size)["generator_loss"]`). With `ema_decay`, an exponential moving average
     of the generator's weights is kept and loaded into `model.generator` at the end (it lowers the
-    seed-to-seed spread of sample quality). Returns the loss curves `d_losses`, `g_losses`."""
+    seed-to-seed spread of sample quality). `critic="critic"` trains a Wasserstein GAN instead: `model.critic`
+    and `model.loss_critic(x)["critic_loss"]`. Returns the loss curves `d_losses`, `g_losses`."""
     torch.manual_seed(seed)
     order = torch.Generator()
     order.manual_seed(seed)
-    nets = {name: part(model, name) for name in ("generator", "discriminator")}
+    nets = {name: part(model, name) for name in ("generator", critic)}
     params = {name: [p for p in net.parameters() if p.requires_grad] for name, net in nets.items()}
     for name, group in params.items():
         if not group:
             raise ProbeError(f"model.{name} has no trainable parameters")
-    if {id(p) for p in params["generator"]} & {id(p) for p in params["discriminator"]}:
-        raise ProbeError("model.generator and model.discriminator share parameters")
+    if {id(p) for p in params["generator"]} & {id(p) for p in params[critic]}:
+        raise ProbeError(f"model.generator and model.{critic} share parameters")
     optimizers = {name: torch.optim.Adam(group, lr=lr, betas=betas) for name, group in params.items()}
     ema = [p.detach().clone() for p in params["generator"]] if ema_decay else None
     learner = cast(Any, model)
@@ -417,11 +419,11 @@ def train_adversarial(
         x = images[next(batches)]
         for opt in optimizers.values():
             opt.zero_grad(set_to_none=True)
-        d_loss = _scalar_loss(learner.loss_discriminator(x), "discriminator_loss", "loss_discriminator(x)", it)
+        d_loss = _scalar_loss(getattr(learner, f"loss_{critic}")(x), f"{critic}_loss", f"loss_{critic}(x)", it)
         if not d_loss.requires_grad:
-            raise ProbeError("loss_discriminator(x)['discriminator_loss'] does not require grad: nothing trains D")
+            raise ProbeError(f"loss_{critic}(x)['{critic}_loss'] does not require grad: nothing trains the {critic}")
         d_loss.backward()
-        optimizers["discriminator"].step()
+        optimizers[critic].step()
         curves["d_losses"].append(float(d_loss.detach()))
         if it % int(d_steps) == 0:
             for opt in optimizers.values():
@@ -441,6 +443,60 @@ def train_adversarial(
                 p.copy_(avg)
     model.eval()
     return curves
+
+
+class StubDiscriminator(torch.nn.Module):
+    """A stub discriminator or critic: D(x) = p on rows equal to one of the host's real images, q on every
+    other row, as (B, 1); its value is exactly p or q, and its gradient w.r.t. every input element is 1, so a
+    loss on it reaches G."""
+
+    def __init__(self, real: torch.Tensor, p: float, q: float) -> None:
+        super().__init__()
+        self.real, self.p, self.q = real.flatten(1), p, q
+        self.calls: list[tuple[int, int]] = []  # (real rows, other rows) of every call
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        flat = x.reshape(len(x), -1)
+        is_real = (torch.cdist(flat.detach().double(), self.real.double()) < 1e-6).any(dim=1)
+        self.calls.append((int(is_real.sum()), int((~is_real).sum())))
+        base = torch.where(is_real, self.p, self.q).to(flat.dtype)
+        return (base + (flat - flat.detach()).sum(dim=1)).unsqueeze(1)  # value p or q, gradient 1
+
+
+def sample_host_z(ctx: ProbeContext, model: torch.nn.Module, host_z: torch.Tensor) -> None:
+    """`model.sample(len(host_z))` with its `model.generator` fed the host's z (a forward pre-hook swaps
+    each call's latents for the next rows of `host_z`); saves `samples`, the student's own `z` and what
+    the generator returned (`generated`)."""
+    generator = part(model, "generator")
+    seen: dict[str, list[torch.Tensor]] = {"z": [], "generated": []}
+    rows = [0]
+
+    def swap(module: torch.nn.Module, args: tuple) -> tuple:
+        z = args[0] if args else None
+        if not isinstance(z, torch.Tensor) or z.numel() != len(z) * host_z.shape[1]:
+            raise ProbeError(f"model.generator must be called on z of shape (n, {host_z.shape[1]})")
+        seen["z"].append(z.detach().reshape(len(z), -1).clone())
+        start, rows[0] = rows[0], rows[0] + len(z)
+        return (host_z[start : rows[0]].reshape(z.shape).to(z), *args[1:])
+
+    def keep(module: torch.nn.Module, args: tuple, output: Any) -> None:
+        if not isinstance(output, torch.Tensor):
+            raise ProbeError(f"model.generator(z): expected a tensor, got {type(output).__name__}")
+        seen["generated"].append(output.detach().clone())
+
+    handles = [generator.register_forward_pre_hook(swap), generator.register_forward_hook(keep)]
+    try:
+        samples = model.sample(len(host_z))
+    finally:
+        for handle in handles:
+            handle.remove()
+    if not isinstance(samples, torch.Tensor):
+        raise ProbeError(f"sample(n): expected a tensor, got {type(samples).__name__}")
+    if rows[0] != len(host_z):
+        raise ProbeError(f"sample(n) ran the generator on {rows[0]} latents for n = {len(host_z)}: one z per sample")
+    ctx.save("samples", samples.detach().to(torch.float32))
+    for key, parts in seen.items():
+        ctx.save(key, torch.cat(parts))
 
 
 def load_probes(path: Path = PROBES_PATH) -> dict[str, ProbeSpec]:

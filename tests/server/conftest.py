@@ -173,6 +173,14 @@ def seed(db: Database, *, slug: str = "dgm") -> dict[str, str]:
     return tokens
 
 
+def add_assignment_without_notebook(db: Database, name: str = "essay") -> None:
+    """A course assignment with no folder under assignments/ (so no template to release)."""
+    with db.session() as s:
+        course = courses.get_or_create_course(s, slug="dgm", title="DGM")
+        spec = courses.AssignmentSpec(name=name, title=name.title(), points=13, rubric=FAKE_RUBRIC)
+        courses.upsert_assignment(s, course=course, spec=spec, deadline=DEADLINE)
+
+
 @pytest.fixture
 def course_factory(settings: Settings) -> Iterator[Callable[..., Course]]:
     """``course_factory(load_assignments=False, **settings_changes)``: a seeded app with a TestClient."""

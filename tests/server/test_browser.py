@@ -16,6 +16,7 @@ import pytest
 from conftest import FAST_PASSWORDS
 
 from server.testing import make_notebook
+from tests.server.conftest import add_assignment_without_notebook
 
 pytestmark = [pytest.mark.browser, pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)]
 
@@ -118,9 +119,10 @@ def test_student_downloads_the_blank_template(browser, live_server, tmp_path: Pa
 
     driver, url = browser, live_server.url
     driver.execute_cdp_cmd("Browser.setDownloadBehavior", {"behavior": "allow", "downloadPath": str(tmp_path)})
+    add_assignment_without_notebook(live_server.db)
     _login(driver, url, "alice")
     link = WebDriverWait(driver, 45).until(ec.element_to_be_clickable((By.ID, "template-hw1")))
-    assert driver.find_elements(By.ID, "template-hw5") == []  # hw5 has no notebook yet
+    assert driver.find_elements(By.ID, "template-essay") == []  # no notebook to release
     link.click()
     target = tmp_path / "hw1.ipynb"
     WebDriverWait(driver, 30).until(lambda _: target.exists())

@@ -78,7 +78,7 @@ REPO_ASSIGNMENTS = Path(__file__).resolve().parents[2] / "assignments"
 
 @pytest.mark.parametrize(
     ("course", "scheme", "assignments"),
-    [("dgm", "13-point", {"hw1", "hw2", "hw3", "hw4", "hw6"}), ("upm", "10-point", {"upm_cvae"})],
+    [("dgm", "13-point", {"hw1", "hw2", "hw3", "hw4", "hw5", "hw6"}), ("upm", "10-point", {"upm_cvae"})],
 )
 def test_each_course_of_courses_yaml_gets_its_scheme_and_assignments(
     home: Path, monkeypatch: pytest.MonkeyPatch, course: str, scheme: str, assignments: set[str]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from grader import load_assignment
+from tests.server.conftest import add_assignment_without_notebook
 
 pytestmark = pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
 
@@ -19,6 +20,7 @@ def test_student_downloads_the_template_of_an_assignment(course) -> None:
 
 def test_template_needs_a_login_and_an_existing_notebook(course) -> None:
     assert course.client.get("/api/assignments/hw1/template").status_code == 401
-    r = course.client.get("/api/assignments/hw5/template", headers=course.auth("alice"))  # no assignments/hw5/
+    add_assignment_without_notebook(course.db)
+    r = course.client.get("/api/assignments/essay/template", headers=course.auth("alice"))  # no assignments/essay/
     assert r.status_code == 404 and "no template" in r.text
     assert course.client.get("/api/assignments/nope/template", headers=course.auth("alice")).status_code == 404
