@@ -16,7 +16,7 @@ from grader import theory
 from grader.assignment import Assignment, load_assignment
 from grader.checks import CheckContext, CheckResult, find_checks, run_check
 from grader.collect import Artifacts, collect
-from grader.errors import GradingFailed
+from grader.errors import AssignmentError, GradingFailed
 from grader.execute import execute
 from grader.prepare import Prepared, prepare, read_notebook
 from grader.results import Report, SandboxSummary
@@ -52,7 +52,10 @@ def grade(
     suite = find_checks(assignment.load_checks(), rubric)
     backend = sandboxes.detect_backend(sandbox)
     seed = secrets.randbits(31) if seed is None else seed
-    inputs = suite.make_inputs(profile, seed) if suite.make_inputs else {}
+    try:
+        inputs = suite.make_inputs(profile, seed) if suite.make_inputs else {}
+    except FileNotFoundError as exc:  # a profile's data set or weights are not on this machine: say which
+        raise AssignmentError(f"{assignment.name}, profile {profile}: {exc}") from exc
 
     workdir = Path(tempfile.mkdtemp(prefix="dgm-grade-"))
     try:

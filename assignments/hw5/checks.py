@@ -38,7 +38,7 @@ from grader.data import load_dataset
 from grader.errors import ArtifactError
 from grader.latent import prior_problem
 from grader.metrics.fid import feature_statistics, frechet_distance
-from grader.metrics.inception import inception_features, load_inception
+from grader.metrics.inception import inception_features, load_inception, weights_path
 from grader.metrics.inception_score import inception_score
 from grader.metrics.reference import compute_reference_stats
 from grader.metrics.sample_quality import class_shares, kid_score
@@ -88,6 +88,8 @@ def _is_probs(rng: np.random.Generator) -> np.ndarray:
 def make_inputs(profile: str, seed: int) -> dict[str, np.ndarray]:
     """Everything the probes get (`needs=` in probes.py)."""
     budgets = RUBRIC.profile(profile).budgets
+    if profile == "full":
+        weights_path()  # no grading without the Inception weights: the error names the command that installs them
     rng = np.random.default_rng(seed)
     name, _ = GAN_DATA[profile]
     train = load_dataset(name, "train")[0]
@@ -644,15 +646,19 @@ def _distance_hint(got: float, want: float, diff: np.ndarray, s1: np.ndarray, s2
 
 @check("fid_distance")
 def fid_distance(ctx: CheckContext) -> CheckResult:
-    ctx.probe("fid_distance")
+    record = ctx.probe("fid_distance").values
     mus, sigmas = ctx.inputs["fid_cases_mu"], ctx.inputs["fid_cases_sigma"]
     names = ("full-rank covariances that do not commute", "rank-deficient covariances", "equal distributions")
     got = ctx.tensor("fid_distance/distances", shape=(len(names),), finite=False)
     failures = []
     for k, name in enumerate(names):
         want = frechet_distance(mus[2 * k], sigmas[2 * k], mus[2 * k + 1], sigmas[2 * k + 1])
-        if not np.isfinite(got[k]):
-            failures.append(f"{name}: got {got[k]}, expected {want:.6g} (the result must stay finite and real)")
+        if not np.isfinite(got[k]) or record.get(f"complex_{k}"):
+            what = "a complex number" if record.get(f"complex_{k}") else str(got[k])
+            failures.append(
+                f"{name}: got {what}, expected {want:.6g} (the result must stay finite and real: scipy's sqrtm of a "
+                "singular S1 S2 can be complex, take its real part)"
+            )
             continue
         if math.isclose(got[k], want, rel_tol=1e-4, abs_tol=1e-6):
             continue

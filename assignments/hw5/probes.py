@@ -391,7 +391,8 @@ def fid_distance(ctx: ProbeContext) -> None:
     values = []
     for k in range(len(mus) // 2):
         value = fn(mus[2 * k].copy(), sigmas[2 * k].copy(), mus[2 * k + 1].copy(), sigmas[2 * k + 1].copy())
-        values.append(_array(value, "get_distance(...)").reshape(-1)[:1])
+        ctx.record(f"complex_{k}", bool(np.iscomplexobj(value)))  # the value must be real, not a complex number
+        values.append(_array(np.real(value), "get_distance(...)").reshape(-1)[:1])
     ctx.save("distances", torch.cat(values))
 
 

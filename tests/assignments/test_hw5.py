@@ -6,8 +6,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from grader import load_assignment
+from grader import grade, load_assignment
 from grader.checks import find_checks
+from grader.errors import AssignmentError
 from tests.assignments.golden import auto, golden
 
 pytestmark = [pytest.mark.xdist_group("hw5"), pytest.mark.slow]
@@ -66,7 +67,16 @@ def test_report_shows_samples_of_both_models() -> None:
         ("is_mean_of_logs_fid_product_of_roots", "is_score", "the mean of the logs"),
         ("is_mean_of_logs_fid_product_of_roots", "fid_distance", "only when S1 and S2 commute"),
         ("is_strided_splits_fid_rows_as_variables", "is_score", "the splits are consecutive"),
+        ("gp_t_normal_fid_singular_complex", "gradient_penalty", "the interpolation weights leave [0, 1]"),
+        ("gp_t_normal_fid_singular_complex", "fid_distance", "got a complex number"),
     ],
 )
 def test_messages_name_the_mistake(fixture: str, item: str, words: str) -> None:
     assert words in auto(golden("hw5").fixture(f"{fixture}.ipynb"))[item][2]
+
+
+def test_full_profile_without_inception_weights_names_the_install_command(tmp_path, monkeypatch) -> None:
+    monkeypatch.setenv("DGM_CACHE_DIR", str(tmp_path))
+    monkeypatch.delenv("DGM_INCEPTION_WEIGHTS", raising=False)
+    with pytest.raises(AssignmentError, match="run `dgm-grader metrics inception install`"):
+        grade(golden("hw5").solved, "hw5", profile="full", sandbox="none", seed=0)
