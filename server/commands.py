@@ -338,7 +338,8 @@ def setup_demo(settings: Settings, db: Database) -> list[tuple[str, str, str]]:
             raise DomainError("demo: no assignment folder with a rubric.yaml was found (set DGM_ASSIGNMENTS_DIR)")
         a = min(loaded, key=lambda assignment: (assignment.position, assignment.name))
         if a.deadline is None:
-            a.deadline = (datetime.now(UTC) + timedelta(days=14)).replace(second=0, microsecond=0)
+            deadline = (datetime.now(UTC) + timedelta(days=14)).replace(second=0, microsecond=0)
+            courses.set_deadline(s, assignment=a, deadline=deadline)
         creds = []
         for username, role, password in DEMO_USERS:
             try:

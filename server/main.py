@@ -31,6 +31,7 @@ from server.pages import routes as pages
 from server.pages.routes import TEMPLATES
 from server.schemas import ErrorOut, FieldError, field_errors, one_line
 from server.services import courses
+from server.services.gradebook_cache import RenderedGradebooks
 from server.storage import FileStore, human_size
 from server.worker import BackgroundWorker, Worker
 
@@ -56,6 +57,7 @@ def build_context(settings: Settings) -> AppContext:
         login_limiter=RateLimiter(settings.login_rate_per_minute),
         address_limiter=RateLimiter(settings.login_rate_per_address_per_minute),
         upload_limiter=RateLimiter(settings.upload_rate_per_minute),
+        gradebooks=RenderedGradebooks(),
     )
 
 

@@ -18,6 +18,7 @@ from sqlalchemy import (
     Text,
     TypeDecorator,
     UniqueConstraint,
+    false,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
@@ -223,6 +224,40 @@ class ItemScore(Base):
     @property
     def pending(self) -> bool:
         return self.manual_points is None and (self.kind == "manual" or self.auto_status == "pending")
+
+
+class GradebookCell(Base):
+    """The submission that counts for one student and assignment, with its points: one cell of the gradebook.
+
+    Derived data. :func:`server.services.gradebook.refresh_cells` recomputes it from the item scores, the
+    late days and the course policy in the transaction of every write that can change it (an upload, a
+    grading result, manual points, a deadline, an extension, the policy), so the gradebook reads one row
+    per cell instead of ranking every submission on every request. A student's own view, which hides what
+    is not released yet, is computed from the item scores instead.
+    """
+
+    __tablename__ = "gradebook_cells"
+
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), primary_key=True)
+    assignment_id: Mapped[int] = mapped_column(ForeignKey("assignments.id", ondelete="CASCADE"), primary_key=True)
+    submission_id: Mapped[int] = mapped_column(ForeignKey("submissions.id", ondelete="CASCADE"))
+    # The server defaults fill the row a first upload's cell is inserted as, to be locked, then computed.
+    points: Mapped[float] = mapped_column(Float, server_default="0")  # after the late penalty
+    raw_points: Mapped[float] = mapped_column(Float, server_default="0")
+    days_late: Mapped[int] = mapped_column(server_default="0")
+    pending_manual: Mapped[bool] = mapped_column(server_default=false())
+    grading: Mapped[bool] = mapped_column(server_default=false())  # the counted submission has no grading result yet
+    submissions: Mapped[int] = mapped_column(server_default="0")  # the student's uploads to the assignment
+
+
+class GradebookVersion(Base):
+    """One row: a number that every commit changing what a gradebook shows increases, so that a rendered
+    gradebook is served again while it holds (:mod:`server.services.gradebook_cache`)."""
+
+    __tablename__ = "gradebook_version"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    version: Mapped[int] = mapped_column(default=0)
 
 
 class ExamScore(Base):

@@ -105,12 +105,11 @@ def make_inputs(profile: str, seed: int) -> dict[str, np.ndarray]:
     features = rng.standard_normal((STATS_N, FID_DIM)) @ rng.standard_normal((FID_DIM, FID_DIM)) + rng.normal(
         0, 2, FID_DIM
     )
-    mus = rng.normal(0, 1, (6, 6))
-    sigmas = np.stack(
-        [_covariance(rng, 6, 6), _covariance(rng, 6, 6), _covariance(rng, 6, 2), _covariance(rng, 6, 3)]
-        + [_covariance(rng, 6, 6)] * 2
+    mus = rng.normal(0, 1, (8, 6))
+    sigmas = np.stack(  # pairs (2k, 2k + 1): full rank, two of ranks 2 and 3 (as from fewer samples than features)
+        [_covariance(rng, 6, rank) for rank in (6, 6, 2, 3, 3, 2)] + [_covariance(rng, 6, 6)] * 2
     )
-    mus[5] = mus[4]  # a pair of equal distributions: distance 0
+    mus[7] = mus[6]  # a pair of equal distributions: distance 0
     n_samples, z_dim = int(budgets["wgan_gp_sample"]["n"]), int(budgets["wgan_model"]["z_dim"])
     noisy = np.clip(0.8 * train[: len(test)] + rng.normal(0, 0.15, test.shape), 0, 1)  # FID of a few units
     return {
@@ -587,9 +586,9 @@ def is_score(ctx: CheckContext) -> CheckResult:
         want = inception_score(np.log(probs), splits=splits)
         std_ddof1 = want.std * math.sqrt(splits / (splits - 1))
         if not math.isclose(got[0], want.mean, rel_tol=RTOL):
-            hints = [
-                why for why, value in _is_mistakes(probs, splits).items() if math.isclose(got[0], value, rel_tol=RTOL)
-            ]
+            # 1e-2: a student's log(p + eps) moves a reversed KL by ~2e-4 on the host's near-zero probabilities
+            mistakes = _is_mistakes(probs, splits)
+            hints = [why for why, value in mistakes.items() if math.isclose(got[0], value, rel_tol=1e-2)]
             failures.append(
                 f"{splits} splits: IS = {got[0]:.6g}, expected {want.mean:.6g} (the mean over consecutive splits of "
                 "exp(E_x KL(p(y|x) || p(y))), p(y) the split's mean of p(y|x))" + "".join(f" ({h})" for h in hints)
@@ -618,9 +617,9 @@ def fid_features(ctx: CheckContext) -> CheckResult:
     mu, sigma = feature_statistics(features)
     got_mu, got_sigma = ctx.tensor("fid_features/mu"), ctx.tensor("fid_features/sigma")
     ddof0 = sigma * (len(features) - 1) / len(features)
-    if not _close(got_mu, mu, 1e-6, 1e-8):
+    if not _close(got_mu, mu, 1e-4, 1e-6):
         failures.append(f"get_statistics: mu must be the mean over samples, shape ({FID_DIM},); got {got_mu.shape}")
-    elif not (_close(got_sigma, sigma, 1e-6, 1e-8) or _close(got_sigma, ddof0, 1e-6, 1e-8)):
+    elif not (_close(got_sigma, sigma, 1e-4, 1e-6) or _close(got_sigma, ddof0, 1e-4, 1e-6)):
         hint = (
             " (rows taken as variables: np.cov(features, rowvar=False))"
             if got_sigma.shape == (len(features),) * 2
@@ -648,7 +647,12 @@ def _distance_hint(got: float, want: float, diff: np.ndarray, s1: np.ndarray, s2
 def fid_distance(ctx: CheckContext) -> CheckResult:
     record = ctx.probe("fid_distance").values
     mus, sigmas = ctx.inputs["fid_cases_mu"], ctx.inputs["fid_cases_sigma"]
-    names = ("full-rank covariances that do not commute", "rank-deficient covariances", "equal distributions")
+    names = (
+        "full-rank covariances that do not commute",
+        "rank-deficient covariances",
+        "rank-deficient covariances (another pair)",
+        "equal distributions",
+    )
     got = ctx.tensor("fid_distance/distances", shape=(len(names),), finite=False)
     failures = []
     for k, name in enumerate(names):

@@ -109,7 +109,7 @@ def wgan_clip(ctx: ProbeContext) -> None:
     weight of a Conv2d or Linear layer, the critic's outputs during the call and a forward of the same inputs
     with the weights the call left."""
     c = float(ctx.data["clip_c"])
-    model = ctx.built("wgan")(clip_c=c)
+    model = ctx.built("wgan")(clip_c=c).eval()  # eval: a dropout in the critic would make the forwards differ
     critic = part(model, "critic")
     g = ctx.generator(1)
     weights = {id(m.weight) for m in critic.modules() if isinstance(m, nn.Conv2d | nn.Linear)}

@@ -19,6 +19,7 @@ from server.errors import NotAuthenticated, PermissionDenied, RateLimited
 from server.models import Course, Role, User
 from server.schemas import MAX_ID
 from server.services import courses, users
+from server.services.gradebook_cache import RenderedGradebooks
 from server.storage import FileStore
 
 SESSION_COOKIE = "dgm_session"
@@ -38,6 +39,7 @@ class AppContext:
     login_limiter: RateLimiter  # per username
     address_limiter: RateLimiter  # login attempts per client address
     upload_limiter: RateLimiter
+    gradebooks: RenderedGradebooks
 
 
 def get_ctx(request: Request) -> AppContext:

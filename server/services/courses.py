@@ -129,14 +129,16 @@ def update_course(
         scheme = BUILTIN_SCHEMES[scheme]
     if scheme is not None:
         course.scheme = scheme.model_dump(mode="json")
-    if policy is not None:
-        grace_changed = policy.grace_minutes != policy_of(course).grace_minutes
-        course.policy = policy.model_dump(mode="json")
-        if grace_changed:
-            from server.services.submissions import refresh_late_flags
+    if policy is not None and policy != (old := policy_of(course)):
+        from server.services.gradebook import refresh_cells
+        from server.services.submissions import refresh_late_flags
 
-            for assignment in list_assignments(session, course=course):
-                refresh_late_flags(session, assignment=assignment)
+        course.policy = policy.model_dump(mode="json")
+        for assignment in list_assignments(session, course=course):
+            if policy.grace_minutes != old.grace_minutes:
+                refresh_late_flags(session, assignment=assignment)  # the late days, then the cells
+            else:
+                refresh_cells(session, assignment=assignment)  # the counting rule or the penalties changed
     return course
 
 

@@ -17,6 +17,7 @@ from server.errors import InvalidInput, NotFound
 from server.models import Assignment, Course, ExamScore, Extension, ItemScore, Role, Submission, User, utcnow
 from server.services import audit
 from server.services.courses import scheme_of
+from server.services.gradebook import refresh_cells
 from server.services.submissions import refresh_late_flags
 
 
@@ -160,6 +161,7 @@ def set_item_points(
         new=points,
         reason=reason or ("cleared" if points is None else "manual grading"),
     )
+    refresh_cells(session, assignment=submission.assignment, user_id=submission.user_id)
     return item
 
 

@@ -20,6 +20,7 @@ from sqlalchemy.orm import Session, selectinload
 
 from server.models import Assignment, GradingJob, ItemScore, JobState, Submission, utcnow
 from server.services import audit
+from server.services.gradebook import refresh_cells
 
 if TYPE_CHECKING:
     from grader.results import Report
@@ -157,6 +158,7 @@ def complete(
         sub.graded_at = now
         sub.error = None
         sub.executed_sha256 = executed_sha256
+        refresh_cells(s, assignment=sub.assignment, user_id=sub.user_id)
     return True
 
 

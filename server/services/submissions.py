@@ -22,6 +22,7 @@ from server.models import (
 )
 from server.scheme import days_late
 from server.services.courses import policy_of
+from server.services.gradebook import refresh_cells
 from server.storage import FileStore
 
 ACTIVE_STATES = (JobState.queued, JobState.running)
@@ -70,7 +71,7 @@ def create_submission(
         )
     job = GradingJob(submission_id=sub.id, reason="upload", max_attempts=max_attempts)
     session.add(job)
-    session.flush()
+    refresh_cells(session, assignment=assignment, user_id=user.id)
     return sub, job
 
 
@@ -169,7 +170,8 @@ def set_lateness(sub: Submission, *, deadline: datetime | None, grace_minutes: f
 
 
 def refresh_late_flags(session: Session, *, assignment: Assignment, user_id: int | None = None) -> None:
-    """Recompute ``days_late`` and ``is_late`` after a deadline, an extension or the grace period changed."""
+    """Recompute ``days_late`` and ``is_late`` after a deadline, an extension or the grace period changed,
+    and the gradebook cells that depend on them."""
     grace = policy_of(assignment.course).grace_minutes
     stmt = select(Submission).where(Submission.assignment_id == assignment.id)
     if user_id is not None:
@@ -180,6 +182,7 @@ def refresh_late_flags(session: Session, *, assignment: Assignment, user_id: int
     }
     for sub in session.scalars(stmt):
         set_lateness(sub, deadline=extensions.get(sub.user_id, assignment.deadline), grace_minutes=grace)
+    refresh_cells(session, assignment=assignment, user_id=user_id)
 
 
 def get_file(store: FileStore, sub: Submission) -> bytes:

@@ -8,11 +8,14 @@ import pytest
 from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
-from sqlalchemy import inspect, text
+from sqlalchemy import delete, inspect, select, text
 from sqlalchemy.exc import DBAPIError
+from sqlalchemy.orm import Session
 
 from server.core.db import Database, alembic_config
-from server.models import Base
+from server.models import Assignment, Base, GradebookCell, GradebookVersion
+from server.services.gradebook import refresh_cells
+from tests.server.conftest import cell_values
 
 
 def test_migrations_match_the_models(db_url: str) -> None:
@@ -124,3 +127,63 @@ def test_days_late_are_filled_in_for_existing_submissions(db_url: str) -> None:
         db.dispose()
     assert days == {1: 0, 2: 1, 3: 4, 4: 1, 5: 0}
     assert kept == kept_down == (5, 1)
+
+
+def test_gradebook_cells_are_filled_in_for_existing_submissions(db_url: str) -> None:
+    """0006 stores the counted cell of every student and assignment with uploads, under each course's policy,
+    exactly as :func:`server.services.gradebook.refresh_cells` computes it."""
+    db = Database(db_url)
+    cfg = alembic_config()
+    try:
+        with db.engine.connect() as conn:
+            cfg.attributes["connection"] = conn
+            command.downgrade(cfg, "0005")
+            conn.commit()
+            for statement in [
+                "INSERT INTO courses (id, slug, title, scheme, policy, created_at) VALUES"
+                " (1, 'best', 'Best', '{}', '{\"counting\": \"best\", \"late_penalty_per_day\": 0.25}', :t),"
+                " (2, 'default', 'Default', '{}', '{}', :t)",
+                "INSERT INTO assignments (id, course_id, name, title, position, points, rubric, is_homework) VALUES"
+                " (1, 1, 'hw1', 'HW1', 1, 13, '[]', :yes), (2, 2, 'hw1', 'HW1', 1, 13, '[]', :yes)",
+                "INSERT INTO users (id, username, full_name, role, is_active, created_at) VALUES"
+                " (1, 'alice', '', 'student', :yes, :t), (2, 'bob', '', 'student', :yes, :t)",
+                "INSERT INTO submissions"
+                " (id, user_id, assignment_id, sha256, filename, size, uploaded_at, is_late, days_late, graded_at)"
+                " VALUES (1, 1, 1, 'x', 'x.ipynb', 1, '2026-01-10 10:00:00', :no, 0, :t),"  # 5 points
+                " (2, 1, 1, 'x', 'x.ipynb', 1, '2026-01-11 10:00:00', :yes, 1, :t),"  # 8, a day late: 6, the best
+                " (3, 2, 1, 'x', 'x.ipynb', 1, '2026-01-10 10:00:00', :no, 0, NULL),"  # not graded yet
+                " (4, 1, 2, 'x', 'x.ipynb', 1, '2026-01-10 10:00:00', :no, 0, :t),"  # on time, awaits a TA: counts
+                " (5, 1, 2, 'x', 'x.ipynb', 1, '2026-01-12 10:00:00', :yes, 2, :t)",  # the latest, but late
+                "INSERT INTO item_scores"
+                " (submission_id, item_id, position, kind, title, max_points, auto_points, auto_status, manual_points)"
+                " VALUES (1, 'code', 0, 'check', '', 8, 3, 'partial', NULL), (1, 'essay', 1, 'manual', '', 5, NULL,"
+                " NULL, 2), (2, 'code', 0, 'check', '', 8, 8, 'passed', NULL), (4, 'code', 0, 'check', '', 8, 4,"
+                " 'partial', NULL), (4, 'essay', 1, 'manual', '', 5, NULL, NULL, NULL),"
+                " (5, 'code', 0, 'check', '', 8, 8, 'passed', NULL)",
+            ]:
+                conn.execute(text(statement), {"t": "2026-01-01 00:00:00", "yes": True, "no": False})
+            conn.commit()
+            command.upgrade(cfg, "head")
+            conn.commit()
+        with db.session() as s:
+            stored = _cell_rows(s)
+            s.execute(delete(GradebookCell))
+            for assignment in s.scalars(select(Assignment)):
+                refresh_cells(s, assignment=assignment)
+            recomputed = _cell_rows(s)
+            s.rollback()
+            version = s.scalar(select(GradebookVersion.version))
+    finally:
+        db.migrate()
+        db.dispose()
+    assert stored == recomputed
+    assert stored == {  # (student, assignment): (submission, points, raw points, days late, pending, grading, uploads)
+        (1, 1): (2, 6.0, 8.0, 1, False, False, 2),
+        (2, 1): (3, 0.0, 0.0, 0, False, True, 1),
+        (1, 2): (4, 4.0, 4.0, 0, True, False, 2),
+    }
+    assert version == 0
+
+
+def _cell_rows(session: Session) -> dict[tuple[int, int], tuple]:
+    return {(c.user_id, c.assignment_id): cell_values(c) for c in session.scalars(select(GradebookCell))}

@@ -9,7 +9,7 @@ from pydantic_core import to_json
 from sqlalchemy import select
 from sqlalchemy.orm import aliased
 
-from server.api.deps import CourseDep, CurrentUser, PageDep, SessionDep, SessionRoute, StaffUser
+from server.api.deps import CourseDep, Ctx, CurrentUser, PageDep, SessionDep, SessionRoute, StaffUser
 from server.errors import PermissionDenied
 from server.models import Assignment, AuditLog, Extension, Role, User
 from server.schemas import (
@@ -59,24 +59,31 @@ def row_json(row: StudentRow) -> dict[str, Any]:
 
 
 @router.get("/gradebook", response_model=GradebookOut)
-def get_gradebook(_: StaffUser, course: CourseDep, session: SessionDep) -> Response:
+def get_gradebook(_: StaffUser, course: CourseDep, session: SessionDep, ctx: Ctx) -> Response:
     """Every student's homework points, exam, total and final grade, with late and pending markers."""
-    book = gradebook.compute_gradebook(session, course=course)
-    payload = {
-        "scheme": book.scheme,
-        "policy": book.policy,
-        "assignments": [a.name for a in book.assignments],
-        "students": [row_json(r) for r in book.students],
-    }
-    # Serialised straight from plain data in pydantic's serializer; the response model is for the docs.
-    return Response(to_json(payload), media_type="application/json")
+
+    def render() -> bytes:
+        book = gradebook.compute_gradebook(session, course=course)
+        payload = {
+            "scheme": book.scheme,
+            "policy": book.policy,
+            "assignments": [a.name for a in book.assignments],
+            "students": [row_json(r) for r in book.students],
+        }
+        # Serialised straight from plain data in pydantic's serializer; the response model is for the docs.
+        return to_json(payload)
+
+    body = ctx.gradebooks.get(session, course=course, kind="json", render=render)
+    return Response(body, media_type="application/json")
 
 
 @router.get("/gradebook.csv", response_class=Response)
-def get_gradebook_csv(_: StaffUser, course: CourseDep, session: SessionDep) -> Response:
-    text = gradebook.to_csv(gradebook.compute_gradebook(session, course=course))
+def get_gradebook_csv(_: StaffUser, course: CourseDep, session: SessionDep, ctx: Ctx) -> Response:
+    def render() -> bytes:
+        return gradebook.to_csv(gradebook.compute_gradebook(session, course=course)).encode()
+
     return Response(
-        text,
+        ctx.gradebooks.get(session, course=course, kind="csv", render=render),
         media_type="text/csv; charset=utf-8",
         headers={"Content-Disposition": f'attachment; filename="{course.slug}-gradebook.csv"'},
     )
