@@ -38,6 +38,22 @@ def stub_calls(text: object) -> list[tuple[int, int]]:
         return []
 
 
+def generator_reach(record: dict[str, Any]) -> tuple[int, int, str]:
+    """(trainable generator parameters, those the loss's gradient reached, '' or what is wrong) from the first stub
+    case of `harness.stub_generator_loss`."""
+    params, reached = int(record.get("g_params_0", 0)), int(record.get("g_params_reached_0", 0))
+    if record.get("g_requires_grad_0") and reached > 0:
+        return params, reached, ""
+    return (
+        params,
+        reached,
+        (
+            "the generator loss does not reach the generator's parameters: generate with gradients inside "
+            "loss_generator (not through sample(n), which runs under no_grad)"
+        ),
+    )
+
+
 @dataclass
 class CheckResult:
     """`fraction` of the item's points for checks, or the metric `value` for metric items.

@@ -84,3 +84,16 @@ def prior_problem(z: np.ndarray, call: str) -> str | None:
 def active_units(mu: np.ndarray) -> int:
     """Latent dimensions whose posterior mean varies across the inputs (N, L) by more than ACTIVE_UNIT_VAR."""
     return int((mu.astype(np.float64).var(axis=0) > ACTIVE_UNIT_VAR).sum())
+
+
+def host_z_samples(ctx: CheckContext, probe: str, shape: tuple[int, ...]) -> tuple[np.ndarray, str]:
+    """The samples `harness.sample_host_z` saved for `probe`, (n, *shape) with n the host's z, and '' or what is
+    wrong with them: images outside [0, 1], not the generator's outputs, or the student's own z not N(0, I)."""
+    n, z_dim = ctx.inputs["gan_z"].shape
+    samples = ctx.tensor(f"{probe}/samples", shape=(n, *shape))
+    if samples.min() < -1e-4 or samples.max() > 1 + 1e-4:
+        return samples, f"sample(n) must return images in [0, 1], got [{samples.min():.3g}, {samples.max():.3g}]"
+    generated = ctx.tensor(f"{probe}/generated", shape=samples.shape)
+    if not np.allclose(samples, generated, rtol=1e-5, atol=1e-5):
+        return samples, "sample(n) must return the generator's outputs G(z)"
+    return samples, prior_problem(ctx.tensor(f"{probe}/z", shape=(n, z_dim)).astype(np.float64), "sample(n)") or ""

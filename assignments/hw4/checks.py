@@ -31,10 +31,10 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from grader.checks import CheckContext, CheckResult, check, inputs, stub_calls
+from grader.checks import CheckContext, CheckResult, check, generator_reach, inputs, stub_calls
 from grader.data import load_dataset
 from grader.errors import ArtifactError
-from grader.latent import prior_problem
+from grader.latent import host_z_samples
 from grader.metrics.nll import two_class_nll
 from grader.metrics.sample_quality import class_shares, kid_score
 from grader.rubric import load_rubric
@@ -558,44 +558,27 @@ def gan_g_loss(ctx: CheckContext) -> CheckResult:
             else:
                 hint = _sign_hint(got, want, q, True)
             failures.append(f"{where}: generator_loss = {got:.6g}, expected -log D(G(z)) = {want:.6g}{hint}")
-    params, reached = int(record.get("g_params_0", 0)), int(record.get("g_params_reached_0", 0))
-    if not record.get("g_requires_grad_0") or reached == 0:
-        failures.append(
-            "the generator loss does not reach the generator's parameters: generate with gradients inside "
-            "loss_generator (not through sample(n), which runs under no_grad)"
-        )
+    params, reached, problem = generator_reach(record)
+    failures += [problem] if problem else []
     message = f"non-saturating loss -log D(G(z)); its gradient reaches {reached} of {params} generator parameters"
     return CheckResult.of_cases(failures, len(STUB_CASES) + 1, message)
-
-
-def _gan_samples(ctx: CheckContext) -> np.ndarray:
-    n = len(ctx.inputs["gan_z"])
-    shape = tuple(ctx.inputs["gan_shape"].tolist())
-    return ctx.tensor("gan_sample/samples", shape=(n, *shape))
 
 
 @check("gan_samples")
 def gan_samples(ctx: CheckContext) -> CheckResult:
     ctx.probe("gan_sample")
-    samples = _gan_samples(ctx)
-    n, z_dim = ctx.inputs["gan_z"].shape
-    if samples.min() < -1e-4 or samples.max() > 1 + 1e-4:
-        return CheckResult(
-            0.0, f"sample(n) must return images in [0, 1], got [{samples.min():.3g}, {samples.max():.3g}]"
-        )
-    generated = ctx.tensor("gan_sample/generated", shape=samples.shape)
-    if not _close(samples, generated, 1e-5, 1e-5):
-        return CheckResult(0.0, "sample(n) must return the generator's outputs G(z)")
-    if problem := prior_problem(ctx.tensor("gan_sample/z", shape=(n, z_dim)).astype(np.float64), "sample(n)"):
+    samples, problem = host_z_samples(ctx, "gan_sample", tuple(ctx.inputs["gan_shape"].tolist()))
+    if problem:
         return CheckResult(0.0, problem)
     ctx.figure("GAN samples (the host's z)", samples[:64])
-    return CheckResult(1.0, f"{n} samples G(z), z ~ N(0, I), shape {samples.shape[1:]}, values in [0, 1]")
+    return CheckResult(1.0, f"{len(samples)} samples G(z), z ~ N(0, I), shape {samples.shape[1:]}, values in [0, 1]")
 
 
 def _trained_samples(ctx: CheckContext) -> np.ndarray:
     if ctx.probe("gan_sample").values.get("trained") is not True:
         raise ArtifactError("the GAN did not train (see the gan_train probe): no trained samples to score")
-    return np.clip(_gan_samples(ctx), 0.0, 1.0).astype(np.float32)
+    samples, _ = host_z_samples(ctx, "gan_sample", tuple(ctx.inputs["gan_shape"].tolist()))
+    return np.clip(samples, 0.0, 1.0).astype(np.float32)
 
 
 @check("gan_kid")

@@ -16,7 +16,16 @@ from __future__ import annotations
 from typing import Any
 
 import torch
-from harness import ProbeContext, ProbeError, StubDiscriminator, part, probe, sample_host_z, train_adversarial
+from harness import (
+    ProbeContext,
+    ProbeError,
+    StubDiscriminator,
+    part,
+    probe,
+    sample_host_z,
+    stub_generator_loss,
+    train_adversarial,
+)
 from torch import Tensor, nn
 
 VQ_LOSS_KEYS = ("total_loss", "ce_loss", "vq_loss")
@@ -268,17 +277,7 @@ def gan_losses(ctx: ProbeContext) -> None:
         for key in D_LOSS_KEYS:
             ctx.save(f"{key}_{case}", d_terms[key].detach().reshape(1).to(torch.float64))
         ctx.record(f"d_calls_{case}", str(stub.calls))
-        stub.calls.clear()
-        model.zero_grad(set_to_none=True)
-        g_loss = _scalars(model.loss_generator(len(real)), ("generator_loss",), "loss_generator(n)")["generator_loss"]
-        ctx.save(f"generator_loss_{case}", g_loss.detach().reshape(1).to(torch.float64))
-        ctx.record(f"g_calls_{case}", str(stub.calls))
-        ctx.record(f"g_requires_grad_{case}", bool(g_loss.requires_grad))
-        if g_loss.requires_grad:
-            g_loss.backward()
-        params = [p for p in generator.parameters() if p.requires_grad]
-        ctx.record(f"g_params_{case}", len(params))
-        ctx.record(f"g_params_reached_{case}", sum(int(_grad(p).abs().sum() > 0) for p in params))
+        stub_generator_loss(ctx, model, generator, stub, len(real), case)
 
 
 @probe("gan_train", needs=("gan_images",))

@@ -33,10 +33,10 @@ import torch
 import torch.nn.functional as F
 from scipy import linalg, stats
 
-from grader.checks import CheckContext, CheckResult, check, inputs, stub_calls
+from grader.checks import CheckContext, CheckResult, check, generator_reach, inputs, stub_calls
 from grader.data import load_dataset
 from grader.errors import ArtifactError
-from grader.latent import prior_problem
+from grader.latent import host_z_samples
 from grader.metrics.fid import feature_statistics, frechet_distance
 from grader.metrics.inception import inception_features, load_inception, weights_path
 from grader.metrics.inception_score import inception_score
@@ -212,12 +212,8 @@ def wgan_losses(ctx: CheckContext) -> CheckResult:
                 else ""
             )
             failures.append(f"{where}: generator_loss = {got:.6g}, expected -E f(G(z)) = {-q:.6g}{hint}")
-    params, reached = int(record.get("g_params_0", 0)), int(record.get("g_params_reached_0", 0))
-    if not record.get("g_requires_grad_0") or reached == 0:
-        failures.append(
-            "the generator loss does not reach the generator's parameters: generate with gradients inside "
-            "loss_generator (not through sample(n), which runs under no_grad)"
-        )
+    params, reached, problem = generator_reach(record)
+    failures += [problem] if problem else []
     message = (
         f"critic loss E f(G(z)) - E f(x) (+ lambda GP), generator loss -E f(G(z)); {reached} of {params} generator "
         "parameters reached"
@@ -453,14 +449,8 @@ def _trained_samples(ctx: CheckContext, variant: str) -> np.ndarray:
     probe = f"{variant}_sample"
     if ctx.probe(probe).values.get("trained") is not True:
         raise ArtifactError(f"the {variant} did not train (see the {variant}_train probe): no trained samples to score")
-    n, z_dim = ctx.inputs["gan_z"].shape
-    shape = tuple(ctx.inputs["gan_shape"].tolist())
-    samples = ctx.tensor(f"{probe}/samples", shape=(n, *shape))
-    if samples.min() < -1e-4 or samples.max() > 1 + 1e-4:
-        raise ArtifactError(f"sample(n) must return images in [0, 1], got [{samples.min():.3g}, {samples.max():.3g}]")
-    if not _close(samples, ctx.tensor(f"{probe}/generated", shape=samples.shape), 1e-5, 1e-5):
-        raise ArtifactError("sample(n) must return the generator's outputs G(z)")
-    if problem := prior_problem(ctx.tensor(f"{probe}/z", shape=(n, z_dim)).astype(np.float64), "sample(n)"):
+    samples, problem = host_z_samples(ctx, probe, tuple(ctx.inputs["gan_shape"].tolist()))
+    if problem:
         raise ArtifactError(problem)
     return np.clip(samples, 0.0, 1.0).astype(np.float32)
 

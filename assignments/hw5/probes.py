@@ -18,7 +18,16 @@ from typing import Any
 
 import numpy as np
 import torch
-from harness import ProbeContext, ProbeError, StubDiscriminator, part, probe, sample_host_z, train_adversarial
+from harness import (
+    ProbeContext,
+    ProbeError,
+    StubDiscriminator,
+    part,
+    probe,
+    sample_host_z,
+    stub_generator_loss,
+    train_adversarial,
+)
 from torch import Tensor, nn
 
 
@@ -89,17 +98,7 @@ def wgan_losses(ctx: ProbeContext) -> None:
         if gp_weight:  # the stub's input gradient is 1 everywhere: the penalty does not depend on the points
             penalty = _tensor(model.gradient_penalty(real.clone(), torch.rand_like(real)), "gradient_penalty")
             ctx.save(f"penalty_{case}", penalty.detach().reshape(-1)[:1].to(torch.float64))
-        stub.calls.clear()
-        model.zero_grad(set_to_none=True)
-        g_loss = _scalar(model.loss_generator(len(real)), "generator_loss", "loss_generator(n)")
-        ctx.save(f"generator_loss_{case}", g_loss.detach().reshape(1).to(torch.float64))
-        ctx.record(f"g_calls_{case}", str(stub.calls))
-        ctx.record(f"g_requires_grad_{case}", bool(g_loss.requires_grad))
-        if g_loss.requires_grad:
-            g_loss.backward()
-        params = [p for p in generator.parameters() if p.requires_grad]
-        ctx.record(f"g_params_{case}", len(params))
-        ctx.record(f"g_params_reached_{case}", sum(int(_grad(p).abs().sum() > 0) for p in params))
+        stub_generator_loss(ctx, model, generator, stub, len(real), case)
 
 
 @probe("wgan_clip", needs=("gan_real", "clip_c"))

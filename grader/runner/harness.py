@@ -492,6 +492,30 @@ class StubDiscriminator(torch.nn.Module):
         return (base + (flat - flat.detach()).sum(dim=1)).unsqueeze(1)  # value p or q, gradient 1
 
 
+def stub_generator_loss(
+    ctx: ProbeContext, model: Any, generator: torch.nn.Module, stub: StubDiscriminator, n: int, case: int
+) -> None:
+    """`model.loss_generator(n)` with `stub` in the discriminator's or critic's slot, then its backward. Saves
+    `generator_loss_<case>`; records the stub's calls during it (`g_calls_<case>`), whether it requires grad and
+    how many of the generator's trainable parameters its gradient reaches (`g_params[_reached]_<case>`)."""
+    stub.calls.clear()
+    model.zero_grad(set_to_none=True)
+    out = model.loss_generator(n)
+    loss = out.get("generator_loss") if isinstance(out, dict) else None
+    if not isinstance(loss, torch.Tensor) or loss.numel() != 1:
+        raise ProbeError("loss_generator(n) must return a dict with a scalar tensor 'generator_loss'")
+    ctx.save(f"generator_loss_{case}", loss.detach().reshape(1).to(torch.float64))
+    ctx.record(f"g_calls_{case}", str(stub.calls))
+    ctx.record(f"g_requires_grad_{case}", bool(loss.requires_grad))
+    if loss.requires_grad:
+        loss.backward()
+    params = [p for p in generator.parameters() if p.requires_grad]
+    ctx.record(f"g_params_{case}", len(params))
+    ctx.record(
+        f"g_params_reached_{case}", sum(int(p.grad is not None and bool(p.grad.abs().sum() > 0)) for p in params)
+    )
+
+
 def sample_host_z(ctx: ProbeContext, model: torch.nn.Module, host_z: torch.Tensor) -> None:
     """`model.sample(len(host_z))` with its `model.generator` fed the host's z (a forward pre-hook swaps
     each call's latents for the next rows of `host_z`); saves `samples`, the student's own `z` and what
