@@ -7,6 +7,10 @@ averaged over ``num_subsets`` random subsets of ``subset_size`` samples from eac
 replacement within a subset), as torch-fidelity and clean-fid do (100 x 1000 by default), but with a
 seeded generator so that the value is reproducible. Unlike FID the estimator is unbiased, so it can be
 slightly negative and suits small N.
+
+The kernel sums run in torch (float64): a host grading in several threads calls this concurrently, and
+numpy's OpenBLAS is unsafe there once anything changes its thread count (a matmul spun for ever in CI
+when two threads limited and restored it around their calls).
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ import logging
 from typing import NamedTuple
 
 import numpy as np
+import torch
 
 logger = logging.getLogger(__name__)
 
@@ -26,15 +31,15 @@ class KIDResult(NamedTuple):
 
 def polynomial_mmd2(features_x: np.ndarray, features_y: np.ndarray, degree: int = 3) -> float:
     """Unbiased MMD² between two equal-size sets with k(x, y) = (xᵀy/d + 1)^degree."""
-    x = np.asarray(features_x, dtype=np.float64)
-    y = np.asarray(features_y, dtype=np.float64)
+    x = torch.as_tensor(np.asarray(features_x, dtype=np.float64))
+    y = torch.as_tensor(np.asarray(features_y, dtype=np.float64))
     m, d = x.shape
     if y.shape != (m, d):
-        raise ValueError(f"features_y: expected shape {x.shape} like features_x, got {y.shape}")
+        raise ValueError(f"features_y: expected shape {tuple(x.shape)} like features_x, got {tuple(y.shape)}")
     k_xx = (x @ x.T / d + 1.0) ** degree
     k_yy = (y @ y.T / d + 1.0) ** degree
     k_xy = (x @ y.T / d + 1.0) ** degree
-    within = (k_xx.sum() - np.trace(k_xx) + k_yy.sum() - np.trace(k_yy)) / (m * (m - 1))
+    within = (k_xx.sum() - k_xx.trace() + k_yy.sum() - k_yy.trace()) / (m * (m - 1))
     return float(within - 2.0 * k_xy.sum() / (m * m))
 
 

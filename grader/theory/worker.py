@@ -36,6 +36,7 @@ from grader.theory.registry import MAX_EXPONENT
 logger = logging.getLogger(__name__)
 
 SYMBOLIC_TIMEOUT_S = 5.0
+STARTUP_TIMEOUT_S = 60.0  # a spawned worker imports sympy first: seconds on a busy machine
 MAX_EXPANDED_TERMS = 500
 MAX_CANCEL_DEGREE = 24
 _PR_SET_PDEATHSIG = 1  # from <linux/prctl.h>
@@ -58,9 +59,8 @@ def symbolically_equal(student: sympy.Expr, key: sympy.Expr, bounds: Bounds, *, 
 def start_worker() -> None:
     """Start the worker process now, from this thread, if none runs.
 
-    A host about to grade in several threads calls this first: the worker is forked on first use, and a
-    fork while another thread is inside an OpenBLAS matrix product can hang the host (OpenBLAS's at-fork
-    handler waits for its own threads), as a threaded golden run did once.
+    A host about to grade in several threads calls this first, so that the worker is forked (fast) while
+    the host still has one thread; started later, it is spawned (see `_process_context`).
     """
     _WORKER.start()
 
@@ -166,7 +166,10 @@ class _SymbolicWorker:
 
     def start(self) -> None:
         with self._lock:
-            self._connection()
+            try:
+                self._connection()
+            except OSError as exc:  # the first comparison tries again
+                logger.warning("symbolic comparison process did not start: %s", exc)
 
     def stop(self) -> None:
         """Kill the worker (if any) and wait for it; the next call starts a new one."""
@@ -189,6 +192,9 @@ class _SymbolicWorker:
             proc.start()
             theirs.close()
             self._proc, self._conn = proc, ours
+            if not ours.poll(STARTUP_TIMEOUT_S):
+                raise OSError(f"no sign of life within {STARTUP_TIMEOUT_S:.0f} s")
+            ours.recv()  # the worker's "ready": call timeouts count from here
         return self._conn
 
 
@@ -200,6 +206,7 @@ def _worker_main(conn: Connection, host_end: Connection, host_pid: int) -> None:
     # default so that terminate() works, and leave Ctrl-C in a terminal to the host.
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    conn.send(True)
     while True:
         try:
             message = conn.recv_bytes()
@@ -228,10 +235,11 @@ def _die_with_parent(host_pid: int) -> None:
 
 
 def _process_context() -> ForkContext | SpawnContext:
-    # fork: the worker starts in milliseconds with sympy already imported, and the host's
-    # __main__ is not re-imported (spawn and forkserver run an unguarded script's top level again).
-    # If another thread held a lock at fork time the worker may hang; the timeout covers that too.
-    if "fork" in multiprocessing.get_all_start_methods():
+    # fork: the worker starts in milliseconds with sympy already imported, and the host's __main__ is not
+    # re-imported (spawn runs an unguarded script's top level again). But only a host with one thread may
+    # fork: a fork while another thread is inside an OpenBLAS call hangs the host for ever (OpenBLAS's
+    # at-fork handler waits for its own threads). A worker restarted while grading threads run is spawned.
+    if threading.active_count() == 1 and "fork" in multiprocessing.get_all_start_methods():
         return multiprocessing.get_context("fork")
     return multiprocessing.get_context("spawn")
 

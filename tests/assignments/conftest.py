@@ -1,4 +1,4 @@
-"""The golden tests grade notebooks in threads: the theory worker is forked once here, in the main thread,
+"""The golden tests grade notebooks in threads: the theory worker is started once here, in the main thread,
 before any grading thread runs numpy (see grader.theory.worker.start_worker)."""
 
 from __future__ import annotations

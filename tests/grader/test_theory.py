@@ -1,7 +1,9 @@
+import multiprocessing
 import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -160,6 +162,7 @@ def test_a_hanging_symbolic_check_is_killed_and_numbers_decide(
     # sympy stuck in a minimal-polynomial computation.
     worker._WORKER.stop()
     monkeypatch.setattr(worker, "_symbolically_equal", _hang)
+    monkeypatch.setattr(worker, "_process_context", lambda: multiprocessing.get_context("fork"))
     try:
         start = time.perf_counter()
         assert equivalent("(1 - eps)^2", "1 - 2*eps + eps^2", EPS_M, timeout_s=0.5)
@@ -178,6 +181,24 @@ def test_the_worker_can_be_started_ahead_and_is_then_used() -> None:
     assert proc is not None and proc.is_alive()
     assert equivalent("1/(1 - eps)", "(1 + eps)/(1 - eps^2)", EPS_M)
     assert worker._WORKER._proc is proc
+
+
+def test_a_host_with_threads_spawns_its_worker_rather_than_forking() -> None:
+    """A fork while another thread is inside OpenBLAS hangs the host for ever: only one thread may fork."""
+    release = threading.Event()
+    other = threading.Thread(target=release.wait)
+    other.start()
+    try:
+        worker.stop_worker()
+        worker.start_worker()
+        proc = worker._WORKER._proc
+        assert proc is not None and proc._start_method == "spawn"
+        assert equivalent("1/(1 - eps)", "(1 + eps)/(1 - eps^2)", EPS_M)
+        assert worker._WORKER._proc is proc
+    finally:
+        release.set()
+        other.join()
+        worker.stop_worker()
 
 
 def test_symbolic_worker_is_reused() -> None:
