@@ -7,11 +7,12 @@ homeworks, on SQLite and on PostgreSQL, measured in one run. Targets: p95 < 50 m
 
 Each size gets a fresh SQLite file and, when PostgreSQL answers, a scratch database that is dropped at
 the end. Requests go through the whole app in-process (authentication, query, JSON), not over a socket.
-Each format is measured in two modes: ``kept``, nothing changes between requests (the server serves the
-rendering it kept), and ``changed``, an exam score changes before each request (untimed), so every request
-renders the gradebook anew from the stored cells. Each measurement is ``--runs`` rounds of ``--repeat``
-requests; it reports the median over the rounds of each round's p50 and p95, so one burst of load on a
-shared machine moves one round, not the result.
+Each format is measured in three modes: ``kept``, nothing changes between requests (the server serves the
+rendering it kept); ``one``, a student's exam score changes before each request (untimed), as grading results
+and TA scores do, so every request renders that student's row again; and ``all``, every row changes before
+each request (a course setting), so every request renders the whole gradebook from the stored cells.
+Each measurement is ``--runs`` rounds of ``--repeat`` requests; it reports the median over the rounds of
+each round's p50 and p95, so one burst of load on a shared machine moves one round, not the result.
 Three clocks per request: wall (what the client waits), in the app (wall time inside the ASGI app: the
 server's side, without the test client's transport) and CPU (this process's CPU time: on a machine
 shared with other work, the latency an idle machine would see, the database server's own CPU excluded).
@@ -46,13 +47,13 @@ from server.core.security import Passwords
 from server.main import create_app
 from server.models import GradingJob, ItemScore, JobState, Role, Submission, User
 from server.scheme import days_late
-from server.services import courses, gradebook, users
+from server.services import courses, gradebook, gradebook_cache, users
 from server.testing import FAKE_RUBRIC
 
 FAST = Passwords(time_cost=1, memory_kib=1024)
 TARGET_P95_MS = {500: 50.0, 5000: 200.0}
 PATHS = {"json": "/api/gradebook", "csv": "/api/gradebook.csv"}
-MODES = ("kept", "changed")
+MODES = ("kept", "one", "all")
 
 
 def populate(db: Database, *, students: int, homeworks: int) -> str:
@@ -138,7 +139,8 @@ def measure(
     """Per format and mode, the median over ``runs`` rounds of each round's latencies.
 
     Mode ``kept``: nothing changes between the requests, so all but the first are served from the kept
-    rendering. Mode ``changed``: an exam score changes before each request (untimed), so each renders anew.
+    rendering. Mode ``one``: an exam score changes before each request (untimed), so each renders that row
+    again. Mode ``all``: every row changes before each request (untimed), so each renders everything.
     """
     settings = Settings(home=home, database_url=url, secret_key="bench", inprocess_worker=False)
     db = Database(url)
@@ -148,9 +150,8 @@ def measure(
         with db.engine.connect() as conn:  # what autovacuum does soon after a bulk load
             conn.execute(text("ANALYZE"))
             conn.commit()
-    db.dispose()
     app = AppClock(create_app(settings, start_worker=False, load_assignments=False))
-    measurements = [(f"{fmt} {mode}", path, mode == "changed") for fmt, path in PATHS.items() for mode in MODES]
+    measurements = [(f"{fmt} {mode}", path, mode) for fmt, path in PATHS.items() for mode in MODES]
     rounds: dict[str, list[dict[str, float]]] = {name: [] for name, _, _ in measurements}
     kib: dict[str, int] = {}
     with TestClient(app) as client:
@@ -158,13 +159,16 @@ def measure(
         for path in PATHS.values():
             client.get(path, headers=headers)  # warm: caches, connection pool
         for _ in range(runs):  # the measurements take turns, so a burst of load on the machine hits all alike
-            for name, path, change in measurements:
+            for name, path, mode in measurements:
                 client.get(path, headers=headers)  # kept from here on, unless changed
                 wall, in_app, cpu = [], [], []
                 for k in range(repeat):
-                    if change:
-                        exam = client.put("/api/gradebook/s00000/exam", json={"points": k % 2}, headers=headers)
+                    if mode == "one":
+                        exam = client.put(f"/api/gradebook/s{k:05d}/exam", json={"points": k % 2}, headers=headers)
                         assert exam.status_code == 200, exam.text
+                    elif mode == "all":
+                        with db.session() as s:  # what a course setting's commit records
+                            gradebook_cache.changed(s)
                     t0, c0 = time.perf_counter(), time.process_time()
                     r = client.get(path, headers=headers)
                     wall.append(1000 * (time.perf_counter() - t0))
@@ -181,6 +185,7 @@ def measure(
                     }
                 )
         assert len(client.get("/api/gradebook", headers=headers).json()["students"]) == students
+    db.dispose()
     return {
         name: {
             **{key: round(statistics.median(r[key] for r in got), 1) for key in got[0]},
@@ -242,7 +247,7 @@ def main() -> None:
             for kind, m in got.items():
                 verdict = "" if target is None else f" (target p95 < {target:g} ms: {m['p95_ms'] / target:.2f}x)"
                 print(
-                    f"gradebook {kind:<12} {database:<10} {students} x {args.homeworks}: "
+                    f"gradebook {kind:<9} {database:<10} {students} x {args.homeworks}: "
                     f"p50 {m['p50_ms']:.1f} ms, p95 {m['p95_ms']:.1f} ms (rounds spread {m['p95_ms_spread']:.1f}), "
                     f"in app p95 {m['app_p95_ms']:.1f} ms, CPU p95 {m['cpu_p95_ms']:.1f} ms, "
                     f"{m['kib']} KiB{verdict}",

@@ -260,6 +260,18 @@ class GradebookVersion(Base):
     version: Mapped[int] = mapped_column(default=0)
 
 
+class GradebookChange(Base):
+    """Whose rows one gradebook version changed: a row per student, or one without a student for every row
+    (a course, an assignment or the roster changed). A kept rendering is brought up to date by rendering
+    again only the rows of the versions since (:mod:`server.services.gradebook_cache`)."""
+
+    __tablename__ = "gradebook_changes"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    version: Mapped[int] = mapped_column(index=True)
+    user_id: Mapped[int | None]  # no foreign key: a deleted student's change still says "render again"
+
+
 class ExamScore(Base):
     __tablename__ = "exam_scores"
     __table_args__ = (UniqueConstraint("course_id", "user_id"),)

@@ -260,7 +260,7 @@ def student_home(
     subs = pager.take(
         submissions.list_submissions(session, viewer=user, course=course, limit=pager.limit, offset=pager.offset)
     )
-    book = gradebook.compute_gradebook(session, course=course, user_id=user.id, released_only=True)
+    book = gradebook.compute_gradebook(session, course=course, user_ids=[user.id], released_only=True)
     row = course_state.student_row(book.students[0], course=course) if book.students else None
     assignments_dir = request.app.state.ctx.settings.assignments_dir
     return page(

@@ -363,7 +363,7 @@ def _check_against_expected(course) -> None:
         assert [a.name for a in book.assignments] == [f"hw{k}" for k in range(1, 7)]
         assert book.students == _expected_rows(s, c)
         for row in book.students:
-            mine = compute_gradebook(s, course=c, user_id=row.user_id, released_only=True)
+            mine = compute_gradebook(s, course=c, user_ids=[row.user_id], released_only=True)
             assert mine.students == _expected_rows(s, c, user_id=row.user_id, released_only=True)
 
 

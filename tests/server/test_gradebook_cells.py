@@ -4,7 +4,8 @@ give, and the gradebook served from a kept rendering always equals the gradebook
 Runs on SQLite and on PostgreSQL. After every kind of write (an upload, a grading result, manual points,
 an override, cleared points, a regrade, a deadline, an extension granted and revoked, policy changes, a
 release) the stored cells are compared with cells recomputed from scratch; after every kind of change the
-JSON and CSV served are compared with a new rendering.
+JSON and CSV served are compared with a new rendering, and a change to one student's grades renders only
+that student's row again.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from sqlalchemy.orm import Session, selectinload
 
 from server.api.routes.gradebook import row_json
 from server.core.db import Database
-from server.models import Assignment, GradebookCell, Submission, User
+from server.models import Assignment, GradebookCell, GradebookChange, Submission, User
 from server.services import courses, grades
 from server.services.gradebook import compute_gradebook, refresh_cells, to_csv
 from tests.server.conftest import cell_values
@@ -191,6 +192,46 @@ def test_the_served_gradebook_follows_every_change(course, monkeypatch) -> None:
     with course.db.session() as s:  # a change through the ORM outside the services
         s.scalar(select(User).where(User.username == "alice")).full_name = "Alice A"
     _assert_served_current(course)
+
+
+def test_a_change_to_one_students_grades_renders_only_their_row_again(course, monkeypatch) -> None:
+    c, tina, ada = course.client, course.auth("tina"), course.auth("ada")
+    course.upload("alice")
+    sub = course.upload("bob")
+    course.drain()
+    with course.db.session() as s:
+        ids = {u.username: u.id for u in s.scalars(select(User))}
+    asked: list[list[int] | None] = []
+
+    def spy(session, *, course, user_ids=None, **kwargs):
+        asked.append(None if user_ids is None else sorted(user_ids))
+        return compute_gradebook(session, course=course, user_ids=user_ids, **kwargs)
+
+    monkeypatch.setattr("server.services.gradebook.compute_gradebook", spy)
+
+    def served_after(response) -> list[int] | None:
+        """The students whose rows the JSON rendering computed after ``response``'s change (None: all)."""
+        assert response.status_code < 300, response.text
+        asked.clear()
+        _assert_served_current(course)  # JSON, then CSV
+        assert len(asked) == 2 and asked[0] == asked[1], asked
+        return asked[0]
+
+    assert c.get("/api/gradebook", headers=tina).status_code == 200 and asked == [None]
+    assert c.get("/api/gradebook.csv", headers=tina).status_code == 200
+    assert served_after(c.put("/api/gradebook/alice/exam", json={"points": 20}, headers=tina)) == [ids["alice"]]
+    manual = c.put(f"/api/submissions/{sub}/items/discussion", json={"points": 4}, headers=tina)
+    assert served_after(manual) == [ids["bob"]]
+    assert served_after(c.put("/api/gradebook/alice/exam", json={"points": 21}, headers=tina)) == [ids["alice"]]
+    # what is not one student's grades renders everything: a course setting, a new student
+    assert served_after(c.put("/api/course", json={"scheme": "15-point"}, headers=ada)) is None
+    assert served_after(c.post("/api/users", json={"username": "carol", "role": "student"}, headers=ada)) is None
+    # the record of a version since the kept rendering is gone (pruned): everything again
+    assert c.put("/api/gradebook/bob/exam", json={"points": 3}, headers=tina).status_code == 200
+    with course.db.session() as s:
+        s.execute(delete(GradebookChange))
+    assert served_after(c.put("/api/gradebook/alice/exam", json={"points": 3}, headers=tina)) is None
+    assert served_after(c.put("/api/gradebook/bob/exam", json={"points": 4}, headers=tina)) == [ids["bob"]]
 
 
 def _counting(fn, calls: list):

@@ -1,5 +1,5 @@
-"""The gradebook stored: its cells (the counted submission and its points per student and assignment), and
-the version its renderings are kept by.
+"""The gradebook stored: its cells (the counted submission and its points per student and assignment), the
+version its renderings are kept by, and whose rows each version changed.
 
 Revision ID: 0006
 Revises: 0005
@@ -140,8 +140,18 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("id"),
     )
     op.bulk_insert(version, [{"id": 1, "version": 0}])
+    op.create_table(
+        "gradebook_changes",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("version", sa.Integer(), nullable=False),
+        sa.Column("user_id", sa.Integer(), nullable=True),
+        sa.PrimaryKeyConstraint("id"),
+    )
+    op.create_index("ix_gradebook_changes_version", "gradebook_changes", ["version"])
 
 
 def downgrade() -> None:
+    op.drop_index("ix_gradebook_changes_version", table_name="gradebook_changes")
+    op.drop_table("gradebook_changes")
     op.drop_table("gradebook_version")
     op.drop_table("gradebook_cells")

@@ -25,7 +25,7 @@ from server.schemas import (
     Username,
     error_responses,
 )
-from server.services import course_state, courses, gradebook, grades, users
+from server.services import course_state, courses, gradebook, gradebook_cache, grades, users
 from server.services.gradebook import StudentRow
 
 router = APIRouter(tags=["gradebook"], route_class=SessionRoute, responses=error_responses(400, 401, 403, 404, 422))
@@ -58,32 +58,38 @@ def row_json(row: StudentRow) -> dict[str, Any]:
     }
 
 
+def _json_frame(book: gradebook.Gradebook) -> tuple[bytes, bytes]:
+    head = to_json({"scheme": book.scheme, "policy": book.policy, "assignments": [a.name for a in book.assignments]})
+    return head[:-1] + b',"students":[', b"]}"
+
+
+# Serialised straight from plain data in pydantic's serializer; GradebookOut is for the docs.
+_JSON = gradebook_cache.Format(frame=_json_frame, row=lambda r: to_json(row_json(r)), separator=b",")
+_CSV = gradebook_cache.Format(
+    frame=lambda book: (gradebook.csv_header(book).encode(), b""), row=lambda r: gradebook.csv_row(r).encode()
+)
+
+
+def _served(ctx: Ctx, session: SessionDep, course: CourseDep, name: str, fmt: gradebook_cache.Format) -> bytes:
+    return ctx.gradebooks.get(
+        session,
+        course=course,
+        name=name,
+        fmt=fmt,
+        compute=lambda user_ids: gradebook.compute_gradebook(session, course=course, user_ids=user_ids),
+    )
+
+
 @router.get("/gradebook", response_model=GradebookOut)
 def get_gradebook(_: StaffUser, course: CourseDep, session: SessionDep, ctx: Ctx) -> Response:
     """Every student's homework points, exam, total and final grade, with late and pending markers."""
-
-    def render() -> bytes:
-        book = gradebook.compute_gradebook(session, course=course)
-        payload = {
-            "scheme": book.scheme,
-            "policy": book.policy,
-            "assignments": [a.name for a in book.assignments],
-            "students": [row_json(r) for r in book.students],
-        }
-        # Serialised straight from plain data in pydantic's serializer; the response model is for the docs.
-        return to_json(payload)
-
-    body = ctx.gradebooks.get(session, course=course, kind="json", render=render)
-    return Response(body, media_type="application/json")
+    return Response(_served(ctx, session, course, "json", _JSON), media_type="application/json")
 
 
 @router.get("/gradebook.csv", response_class=Response)
 def get_gradebook_csv(_: StaffUser, course: CourseDep, session: SessionDep, ctx: Ctx) -> Response:
-    def render() -> bytes:
-        return gradebook.to_csv(gradebook.compute_gradebook(session, course=course)).encode()
-
     return Response(
-        ctx.gradebooks.get(session, course=course, kind="csv", render=render),
+        _served(ctx, session, course, "csv", _CSV),
         media_type="text/csv; charset=utf-8",
         headers={"Content-Disposition": f'attachment; filename="{course.slug}-gradebook.csv"'},
     )
@@ -94,7 +100,7 @@ def my_grades(user: CurrentUser, course: CourseDep, session: SessionDep) -> Grad
     """A student's own row of the gradebook, from released grades (see :func:`gradebook.compute_gradebook`)."""
     if user.role != Role.student:
         raise PermissionDenied("only students have grades")
-    book = gradebook.compute_gradebook(session, course=course, user_id=user.id, released_only=True)
+    book = gradebook.compute_gradebook(session, course=course, user_ids=[user.id], released_only=True)
     return GradebookRow.model_validate(row_json(course_state.student_row(book.students[0], course=course)))
 
 
