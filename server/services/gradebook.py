@@ -9,7 +9,8 @@ The staff gradebook does not run that query per request: :func:`refresh_cells` s
 :class:`~server.models.GradebookCell` per student and assignment, in the transaction of every write that
 can change it, and :func:`compute_gradebook` reads the stored cells. A student's own row hides what is not
 released yet, so it is computed from the item scores each time (one student: a few rows). The JSON and CSV
-renderings of the staff gradebook are kept until a grade changes (:mod:`server.services.gradebook_cache`).
+renderings of the staff gradebook are kept, and brought up to date row by row when grades change
+(:mod:`server.services.gradebook_cache`).
 bench/bench_gradebook.py measures it.
 """
 
@@ -334,12 +335,8 @@ def compute_gradebook(
     return Gradebook(scheme=scheme, policy=policy, assignments=assignments, students=students)
 
 
-def to_csv(book: Gradebook) -> str:
-    """The gradebook as CSV: :func:`csv_header`, then a :func:`csv_row` per student."""
-    return csv_header(book) + "".join(csv_row(row) for row in book.students)
-
-
 def csv_header(book: Gradebook) -> str:
+    """The gradebook CSV's first line; a :func:`csv_row` per student follows."""
     names = [a.name for a in book.assignments]
     return _csv_line(["username", "full_name", *names, "exam", "total", "final_grade", "late", "pending"])
 

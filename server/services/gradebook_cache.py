@@ -109,7 +109,8 @@ class RenderedGradebooks:
         compute: Callable[[Collection[int] | None], Gradebook],
     ) -> bytes:
         """The gradebook of ``course`` in ``fmt``: the kept rendering while the version holds, else that rendering
-        with the changed rows rendered again from ``compute(their ids)``, or all of it from ``compute(None)``.
+        with the changed rows rendered again from ``compute(their ids)``, or all of it from ``compute(None)`` (when
+        every row or more than half of them changed).
 
         The version is read before anything else, so a rendering is never older than its version."""
         version = session.scalar(select(GradebookVersion.version))
@@ -122,7 +123,7 @@ class RenderedGradebooks:
             return kept.body
         whose = None if kept is None else _changed_rows(session, since=kept.version, upto=version)
         fresh = None
-        if kept is not None and whose is not None:
+        if kept is not None and whose is not None and len(whose) <= len(kept.rows) // 2:
             fresh = _updated(kept, fmt, compute(whose), whose, version)
         if fresh is None:
             fresh = _render(fmt, compute(None), version)

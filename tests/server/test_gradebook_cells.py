@@ -21,7 +21,7 @@ from server.api.routes.gradebook import row_json
 from server.core.db import Database
 from server.models import Assignment, GradebookCell, GradebookChange, Submission, User
 from server.services import courses, grades
-from server.services.gradebook import compute_gradebook, refresh_cells, to_csv
+from server.services.gradebook import compute_gradebook, csv_header, csv_row, refresh_cells
 from tests.server.conftest import cell_values
 
 
@@ -158,7 +158,7 @@ def _assert_served_current(course) -> None:
         book = compute_gradebook(s, course=courses.get_course(s, slug="dgm"))
         assert served["students"] == [row_json(r) for r in book.students]
         assert served["scheme"] == book.scheme.model_dump(mode="json")
-        assert served_csv == to_csv(book)
+        assert served_csv == csv_header(book) + "".join(csv_row(r) for r in book.students)
 
 
 def test_the_served_gradebook_follows_every_change(course, monkeypatch) -> None:
@@ -223,6 +223,9 @@ def test_a_change_to_one_students_grades_renders_only_their_row_again(course, mo
     manual = c.put(f"/api/submissions/{sub}/items/discussion", json={"points": 4}, headers=tina)
     assert served_after(manual) == [ids["bob"]]
     assert served_after(c.put("/api/gradebook/alice/exam", json={"points": 21}, headers=tina)) == [ids["alice"]]
+    # more than half of the rows (both students) changed: everything
+    assert c.put("/api/gradebook/alice/exam", json={"points": 22}, headers=tina).status_code == 200
+    assert served_after(c.put("/api/gradebook/bob/exam", json={"points": 2}, headers=tina)) is None
     # what is not one student's grades renders everything: a course setting, a new student
     assert served_after(c.put("/api/course", json={"scheme": "15-point"}, headers=ada)) is None
     assert served_after(c.post("/api/users", json={"username": "carol", "role": "student"}, headers=ada)) is None
