@@ -50,6 +50,7 @@ KILL_GRACE_S = 10.0  # how long a timed-out cell gets to honour the interrupt be
 MAX_REPLY_BYTES = 256 * 2**20  # one reply's tensors
 MAX_TOTAL_REPLY_BYTES = 2 * 2**30  # all replies of a run, which the host loads (collect.py has the same cap)
 MAX_VALUES = 1000  # JSON scalars per reply
+NO_HISTORY = "--HistoryManager.enabled=False"
 OUTPUT_TYPES = ("stream", "display_data", "update_display_data", "execute_result", "error", "clear_output")
 
 # Runs first in the kernel. A print loop must cost time, not memory: IPython 9 copies every byte a
@@ -219,7 +220,8 @@ def kernel_spec(kernel_uid: int | None) -> dict[str, Any]:
         ]  # fmt: skip
     home = str(WORK.resolve())
     return {
-        "argv": [*drop, sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
+        # no SQLite history: the cells' inputs stay in memory (In, Out); nothing is written per cell
+        "argv": [*drop, sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}", NO_HISTORY],
         "env": {"HOME": home, "IPYTHONDIR": f"{home}/.ipython"},
         "display_name": "student",
         "language": "python",
